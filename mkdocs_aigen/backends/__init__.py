@@ -1,0 +1,1 @@
+"""Backends turn a :class:`~mkdocs_aigen.requests.ChatRequest` into a Completion."""

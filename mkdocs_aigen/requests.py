@@ -1,0 +1,121 @@
+"""The plain data that travels between the engine, the cache and the backends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Stage = Literal["expand", "section", "augment", "polish", "review"]
+STAGES: tuple[Stage, ...] = ("expand", "section", "augment", "polish", "review")
+
+# Bump when the meaning of a cached answer changes without the request changing
+# (for example a new way of cleaning output that is applied before caching).
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Everything that decides a model's answer, and nothing else.
+
+    ``label`` is for humans (logs, placeholders) and is left out of the hash,
+    so renaming a page file does not cost a request.
+    """
+
+    stage: Stage
+    model: str
+    messages: tuple[Message, ...]
+    max_tokens: int
+    temperature: float = 0.7
+    top_p: float | None = None
+    seed: int | None = None
+    # A JSON schema (as a canonical JSON string, so the dataclass stays hashable)
+    # for structured output; ``None`` for free text.
+    json_schema: str | None = None
+    schema_name: str | None = None
+    # Backend specific sampling options (e.g. ``repeat_penalty`` for llama.cpp).
+    extra: tuple[tuple[str, Any], ...] = ()
+    label: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> str:
+        """The SHA-256 of the whole request: the one place that defines cache identity."""
+        return request_key(self)
+
+    def prompt_chars(self) -> int:
+        """Total characters of all messages, for token estimates."""
+        return sum(len(m.content) for m in self.messages)
+
+
+def request_key(request: ChatRequest) -> str:
+    """Hash every field that can change the answer (not the label)."""
+    payload = {
+        "format": CACHE_FORMAT,
+        "stage": request.stage,
+        "model": request.model,
+        "messages": [[m.role, m.content] for m in request.messages],
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "seed": request.seed,
+        "json_schema": request.json_schema,
+        "schema_name": request.schema_name,
+        "extra": [list(item) for item in request.extra],
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer with what the engine needs to account for it."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency: float = 0.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    finish_reason: str | None = None
+
+
+ErrorKind = Literal["retryable", "throttled", "fatal", "invalid"]
+
+
+class BackendError(Exception):
+    """A failed request, classified so the retry policy needs no SDK knowledge.
+
+    kinds:
+      ``throttled``  429: pause everyone for ``retry_after`` then retry;
+      ``retryable``  408, 409, 5xx, timeouts, dropped connections;
+      ``fatal``      401, 403, unknown model: nothing else will work either, stop all work;
+      ``invalid``    400 and other answers that a retry cannot fix (this request only).
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.headers: Mapping[str, str] = headers or {}
+
+    def __str__(self) -> str:
+        return self.message
