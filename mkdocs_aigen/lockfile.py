@@ -1,0 +1,202 @@
+"""The lock file: generated text in a reviewable, diff-friendly YAML file.
+
+One entry per section (page, heading path, request hash, model, text), one per outline
+expansion and one per polished page. A build reads it before the cache; an entry is used
+while its hash matches the request the current stub makes, so an author's edit to a
+section's text is kept until that section's stub changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mkdocs_aigen.pipeline import PageResult
+
+LOCK_VERSION = 1
+HEADER = (
+    "# mkdocs-aigen lock file: generated text, reviewed like code.\n"
+    "# Edit a section's text to change it; the edit is kept until the section's stub changes.\n"
+    "# Refresh with `mkdocs-aigen lock`; `mkdocs-aigen lock --check` fails when it is stale.\n"
+)
+
+
+class LockError(Exception):
+    """A lock file that cannot be read, with where and why."""
+
+
+@dataclass
+class LockEntry:
+    """One stored answer."""
+
+    page: str
+    kind: str  # "section", "outline" or "polish"
+    path: str
+    hash: str
+    text: str
+    model: str = ""
+
+
+@dataclass
+class LockFile:
+    """Answers by request hash, and where each belongs."""
+
+    path: Path | None = None
+    entries: dict[str, LockEntry] = field(default_factory=dict)
+
+    def answer(self, key: str) -> str | None:
+        """The locked answer for a request hash (the engine's first stop)."""
+        entry = self.entries.get(key)
+        return entry.text if entry is not None else None
+
+    def by_place(self) -> dict[tuple[str, str, str], LockEntry]:
+        """Entries by ``(page, kind, path)``, to tell a stale entry from a missing one."""
+        return {(e.page, e.kind, e.path): e for e in self.entries.values()}
+
+    @classmethod
+    def load(cls, path: Path) -> LockFile:
+        """Read ``path``; a missing file is an empty lock."""
+        if not path.exists():
+            return cls(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise LockError(f"lock file {path}: cannot be read ({error})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("pages", {}), dict):
+            raise LockError(f"lock file {path}: expected a mapping with 'pages'")
+        lock = cls(path)
+        for page, body in (data.get("pages") or {}).items():
+            for entry in _entries(path, str(page), body):
+                lock.entries[entry.hash] = entry
+        return lock
+
+    @classmethod
+    def from_results(cls, results: Iterable[PageResult], model: str) -> LockFile:
+        """What a build produced, as a lock (failed sections are left out)."""
+        lock = cls()
+        for result in results:
+            for section in result.sections:
+                if section.text is None or section.target == 0:
+                    continue
+                lock.add(
+                    LockEntry(
+                        result.src_path,
+                        "section",
+                        " > ".join(section.path),
+                        section.lock_key,
+                        section.text,
+                        model,
+                    )
+                )
+            for expansion in result.expansions:
+                lock.add(
+                    LockEntry(
+                        result.src_path,
+                        "outline",
+                        " > ".join(expansion.path),
+                        expansion.key,
+                        json.dumps({"titles": list(expansion.titles)}, ensure_ascii=False),
+                        model,
+                    )
+                )
+            if result.polish_key and result.polished is not None:
+                lock.add(
+                    LockEntry(
+                        result.src_path, "polish", "", result.polish_key, result.polished, model
+                    )
+                )
+        return lock
+
+    def add(self, entry: LockEntry) -> None:
+        """Add or replace the entry under its hash."""
+        self.entries[entry.hash] = entry
+
+    def dump(self) -> str:
+        """Stable YAML: pages and entries sorted, multi-line text as literal blocks."""
+        pages: dict[str, dict[str, Any]] = {}
+        order = {"section": 0, "outline": 1, "polish": 2}
+        entries = sorted(self.entries.values(), key=lambda e: (e.page, order[e.kind], e.path))
+        for entry in entries:
+            page = pages.setdefault(entry.page, {})
+            if entry.kind == "section":
+                page.setdefault("sections", []).append(
+                    {"path": entry.path, "hash": entry.hash, "model": entry.model,
+                     "text": _Literal(entry.text)}
+                )
+            elif entry.kind == "outline":
+                titles = json.loads(entry.text)["titles"]
+                page.setdefault("outlines", []).append(
+                    {"path": entry.path, "hash": entry.hash, "model": entry.model,
+                     "titles": titles}
+                )
+            else:
+                page["polish"] = {"hash": entry.hash, "model": entry.model,
+                                  "text": _Literal(entry.text)}
+        body = yaml.dump(
+            {"version": LOCK_VERSION, "pages": pages},
+            Dumper=_Dumper,
+            sort_keys=False,
+            allow_unicode=True,
+            width=100,
+            default_flow_style=False,
+        )
+        return HEADER + body
+
+    def write(self, path: Path) -> None:
+        """Write atomically, so an interrupted write never leaves half a lock."""
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(self.dump(), encoding="utf-8")
+        temporary.replace(path)
+
+
+def _entries(path: Path, page: str, body: Any) -> Iterable[LockEntry]:
+    if not isinstance(body, dict):
+        raise LockError(f"lock file {path}: pages.{page}: expected a mapping")
+    for index, item in enumerate(body.get("sections") or []):
+        where = f"pages.{page}.sections[{index}]"
+        yield LockEntry(page, "section", _str(item, "path", where, path),
+                        _str(item, "hash", where, path), _str(item, "text", where, path),
+                        str(item.get("model", "")))
+    for index, item in enumerate(body.get("outlines") or []):
+        where = f"pages.{page}.outlines[{index}]"
+        titles = item.get("titles") if isinstance(item, dict) else None
+        if not isinstance(titles, list) or not all(isinstance(t, str) for t in titles):
+            raise LockError(f"lock file {path}: {where}.titles: expected a list of strings")
+        yield LockEntry(page, "outline", _str(item, "path", where, path),
+                        _str(item, "hash", where, path),
+                        json.dumps({"titles": titles}, ensure_ascii=False),
+                        str(item.get("model", "")))
+    polish = body.get("polish")
+    if polish is not None:
+        where = f"pages.{page}.polish"
+        yield LockEntry(page, "polish", "", _str(polish, "hash", where, path),
+                        _str(polish, "text", where, path), str(polish.get("model", "")))
+
+
+def _str(item: Any, key: str, where: str, path: Path) -> str:
+    value = item.get(key) if isinstance(item, dict) else None
+    if not isinstance(value, str):
+        raise LockError(f"lock file {path}: {where}.{key}: expected a string")
+    return value
+
+
+class _Literal(str):
+    """Text written as a YAML literal block (``|``), so a diff shows changed lines."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _literal(dumper: yaml.SafeDumper, value: _Literal) -> yaml.Node:
+    # Trailing spaces force PyYAML back to a quoted string; Markdown prose needs none.
+    text = "\n".join(line.rstrip() for line in str(value).splitlines())
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
+
+
+_Dumper.add_representer(_Literal, _literal)

