@@ -114,6 +114,8 @@ class Engine:
         #: The first error that makes every further request pointless (401, unknown model).
         self.fatal: BackendError | None = None
         self.requests_planned: list[ChatRequest] = []
+        #: Every request hash asked for (``cache prune`` keeps exactly these).
+        self.keys_seen: set[str] = set()
 
     # -- flows ---------------------------------------------------------------------------
 
@@ -168,6 +170,7 @@ class Engine:
     def _answer_now(self, request: ChatRequest) -> Outcome | None:
         """An outcome without the network, or ``None`` when the request must be sent."""
         key = request.key
+        self.keys_seen.add(key)
         if self.store is not None:
             text = self.store.answer(key)
             if text is not None:
@@ -267,8 +270,11 @@ class Engine:
         return Outcome(request, "network", completion.text, completion=completion)
 
     def _attempt(self, backend: Backend, request: ChatRequest) -> Completion:
-        estimate = self._limiter.estimate(request.prompt_chars(), request.max_tokens)
-        permit = self._limiter.acquire(estimate)
+        chars = request.prompt_chars()
+        estimate = self._limiter.estimate(chars, request.max_tokens)
+        permit = self._limiter.acquire(
+            estimate, prompt_chars=chars, max_tokens=request.max_tokens
+        )
         self.stats.add(request.stage, requests=1)
         try:
             completion = backend.complete(request, self._timeout)

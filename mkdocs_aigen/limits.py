@@ -71,6 +71,10 @@ _UNIT_SECONDS = {
 
 _DIMENSIONS = ("requests", "tokens")
 
+# Longest single sleep of a blocked thread before it re-checks. Waits are computed
+# exactly, so this only bounds the damage of a huge retry-after or a clock oddity.
+_MAX_WAIT = 60.0
+
 
 class LimiterClosed(Exception):
     """Raised by :meth:`RateLimiter.acquire` once :meth:`RateLimiter.close` was called."""
@@ -322,6 +326,8 @@ class RateLimiter:
             raise ValueError("concurrency must be at least 1")
         if not 0.0 <= safety_margin < 1.0:
             raise ValueError("safety_margin must be in [0, 1)")
+        if not 0.0 < rate_cut <= 1.0:
+            raise ValueError("rate_cut must be in (0, 1]")
         for name, value in (("rpm", rpm), ("tpm", tpm)):
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or None")
@@ -359,6 +365,10 @@ class RateLimiter:
         # weight of one small prompt so the first real answers move it quickly.
         self._ratio_chars = 400
         self._ratio_tokens = 100
+        # Smoothed latency (admission to answer) and real tokens per request, for the
+        # Little's-law floor under the concurrency limit (see ``on_throttled``).
+        self._latency: float | None = None
+        self._request_tokens: float | None = None
 
     # ----------------------------------------------------------------- estimates
 
@@ -427,7 +437,7 @@ class RateLimiter:
                         wait = left if wait is None else min(wait, left)
                     # Head: sleep exactly until it could be admitted (or a release /
                     # refund wakes it). Others: sleep until promoted to head.
-                    waiter.cond.wait(wait)
+                    waiter.cond.wait(_MAX_WAIT if wait is None else min(wait, _MAX_WAIT))
             finally:
                 if self._waiters and self._waiters[0] is waiter:
                     self._waiters.popleft()
@@ -496,7 +506,8 @@ class RateLimiter:
         """Learn from a successful answer.
 
         Corrects the token charge to ``prompt_tokens + max_tokens`` (what the server
-        charged; ``max_tokens`` defaults to the one given to ``acquire``), updates the
+        charged; ``max_tokens`` defaults to the one given to ``acquire``; ``None`` or 0
+        prompt tokens mean usage unknown and keep the estimate), updates the
         chars-per-token ratio, reads ``x-ratelimit-*`` headers (a limit lower than
         ours is adopted with the same safety margin; ``remaining`` 0 pauses admission
         until the server has room again) and counts toward growing concurrency back.
@@ -510,6 +521,8 @@ class RateLimiter:
                 wake = self._settle_tokens(permit, prompt_tokens, max_tokens, now)
             self._adopt_limits(lowered, now)
             self._pause_if_exhausted(lowered, permit, now)
+            self._latency = _smooth(self._latency, max(0.0, now - permit.acquired_at))
+            self._request_tokens = _smooth(self._request_tokens, float(permit.tokens))
             if permit.seq >= self._event_seq:
                 self._quiet_successes += 1
             wake = self._maybe_grow(now) or wake
@@ -527,33 +540,38 @@ class RateLimiter:
 
         Pauses admission for everyone until ``now + retry_after`` (else the
         ``retry-after-ms``/``retry-after`` header, else the reset header of the
-        exhausted limit, else ``default_pause``), exactly as long as the server says.
-        The request's charge is refunded, but an exhausted bucket is held at "room
-        for this one request when the pause ends", as the server's is. The first 429
-        of a request sent after the previous reaction halves the concurrency limit
-        and cuts paced rates by ``rate_cut``; the other 429s of the same storm only
-        extend the pause.
+        exhausted limit, else ``default_pause``): exactly as long as the server says.
+        The request's charge is refunded, but a bucket the server reports (or may
+        be) exhausted is held at "room for this one request when the pause ends", as
+        the server's is.
+
+        The first 429 of a request admitted after the previous reaction is a new
+        *event*; the other 429s of the same storm only extend the pause. An event
+        halves the concurrency limit (min 1) and multiplies the paced rates of the
+        exhausted limits by ``rate_cut``. When the headers show the 429 was about a
+        rate we pace, the halving stops at the slots that rate needs (rate ×
+        latency, Little's law, +25 %; no shrinking before the first answer gives a
+        latency): fewer slots could only slow a rate-bound pool below the rate we
+        already pace to, without avoiding any 429.
         """
         lowered = _lower_headers(headers)
         with self._lock:
             now = self._clock()
             self._throttled_requests += 1
             self._adopt_limits(lowered, now)
-            exhausted = self._exhausted(lowered, permit)
+            exhausted, evident = self._exhausted(lowered, permit)
             pause = retry_after if retry_after is not None and retry_after >= 0 else None
             if pause is None:
                 pause = _header_retry_after(lowered)
             if pause is None:
                 resets = [
-                    parse_reset(lowered.get(f"x-ratelimit-reset-{dim}", ""))
-                    for dim in _DIMENSIONS
-                    if dim in exhausted
+                    parse_reset(lowered.get(f"x-ratelimit-reset-{dim}", "")) for dim in exhausted
                 ]
                 known = [r for r in resets if r is not None]
                 pause = max(known) if known else self._default_pause
             until = now + pause
             # New event: the request was admitted after our last reaction and the
-            # pause from it is over. A storm of simultaneous 429s is one event.
+            # pause that reaction set is over. A storm of simultaneous 429s is one event.
             new_event = permit.seq >= self._event_seq and now >= self._throttle_until
             self._throttle_until = max(self._throttle_until, until)
             self._paused_until = max(self._paused_until, until)
@@ -572,10 +590,18 @@ class RateLimiter:
             permit.settled = True
             if new_event:
                 self._throttle_events += 1
-                self._limit = max(1, self._limit // 2)
+                limit = max(1, self._limit // 2)
+                if any(self._buckets[dim] is not None for dim in evident):
+                    # No answer yet, so no latency to size the floor with: the paced
+                    # bucket alone handles a rate 429, keep the slots.
+                    needed = self._slots_needed()
+                    limit = self._limit if needed is None else max(limit, min(self._limit, needed))
+                self._limit = limit
                 self._event_seq = self._seq
             self._quiet_successes = 0
             self._last_change = now
+            # A refund may let the head of the queue in sooner than it planned.
+            self._wake_head()
 
     # ----------------------------------------------------------------- introspection
 
@@ -588,6 +614,11 @@ class RateLimiter:
     def in_flight(self) -> int:
         """Permits acquired and not yet released."""
         return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Threads blocked in :meth:`acquire`."""
+        return len(self._waiters)
 
     @property
     def throttle_events(self) -> int:
@@ -666,9 +697,11 @@ class RateLimiter:
         self, permit: Permit, prompt_tokens: int | None, max_tokens: int | None, now: float
     ) -> bool:
         """Replace the estimate with the real charge; True if tokens were refunded."""
-        if prompt_tokens is None or prompt_tokens < 0:
+        # No real prompt has zero tokens: 0 is how a missing ``usage`` reads
+        # (``Completion.prompt_tokens`` defaults to 0), so the estimate stands.
+        if prompt_tokens is None or prompt_tokens <= 0:
             return False
-        if permit.prompt_chars and prompt_tokens > 0:
+        if permit.prompt_chars:
             self._ratio_chars += int(permit.prompt_chars)
             self._ratio_tokens += int(prompt_tokens)
         completion_budget = max_tokens if max_tokens is not None else permit.max_tokens
@@ -697,15 +730,41 @@ class RateLimiter:
             elif limit < bucket.base:
                 bucket.set_limit(limit, now)
 
-    def _exhausted(self, headers: dict[str, str], permit: Permit) -> set[str]:
-        """Dimensions a 429 was (possibly) about: all of them unless headers clear one."""
-        exhausted = set()
+    def _exhausted(
+        self, headers: dict[str, str], permit: Permit
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Which limits a 429 was about.
+
+        Returns (possibly exhausted, evidently exhausted): a dimension is possibly
+        exhausted unless its ``remaining`` header shows room for this request, and
+        evidently exhausted when that header shows there was none.
+        """
+        possible: list[str] = []
+        evident: list[str] = []
         for dim in _DIMENSIONS:
             remaining = _number(headers.get(f"x-ratelimit-remaining-{dim}"))
             need = 1 if dim == "requests" else permit.tokens
-            if remaining is None or remaining < need:
-                exhausted.add(dim)
-        return exhausted
+            if remaining is None:
+                possible.append(dim)
+            elif remaining < need:
+                possible.append(dim)
+                evident.append(dim)
+        return tuple(possible), tuple(evident)
+
+    def _slots_needed(self) -> int | None:
+        """Concurrency the paced rates need (Little's law), ``None`` if unknown yet."""
+        if self._latency is None:
+            return None
+        rate = math.inf
+        requests = self._buckets["requests"]
+        if requests is not None:
+            rate = requests.rate
+        token_bucket = self._buckets["tokens"]
+        if token_bucket is not None and self._request_tokens:
+            rate = min(rate, token_bucket.rate / self._request_tokens)
+        if math.isinf(rate):
+            return None
+        return math.ceil(rate * self._latency * 1.25) + 1
 
     def _pause_if_exhausted(self, headers: dict[str, str], permit: Permit, now: float) -> None:
         """``remaining`` 0 in a response: hold admission until the server has room.
@@ -744,8 +803,15 @@ class RateLimiter:
         if self._limit < self._max_concurrency:
             self._limit += 1
         for bucket in cut:
-            bucket.set_factor(min(1.0, bucket.factor + (1.0 - self._rate_cut) / 2), now)
+            factor = bucket.factor + (1.0 - self._rate_cut) / 2
+            # Snap to 1 so float residue cannot leave a limit cut for good.
+            bucket.set_factor(1.0 if factor > 1.0 - 1e-9 else factor, now)
         return True
+
+
+def _smooth(average: float | None, sample: float, weight: float = 0.1) -> float:
+    """Exponentially weighted moving average; the first sample starts it."""
+    return sample if average is None else average + weight * (sample - average)
 
 
 def _header_retry_after(headers: dict[str, str]) -> float | None:

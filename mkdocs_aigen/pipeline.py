@@ -301,7 +301,7 @@ class PagePipeline:
             "hint": item.hint,
         }
         schema = _outline_schema(count)
-        request = self._request("expand", variables, 40 + 24 * count, path, schema, "outline")
+        request = self._request("expand", variables, 60 + 30 * count, path, schema, "outline")
         outcome: Outcome = yield request
         titles, problem = _parse_titles(outcome, count)
         if problem is not None and outcome.source in ("network", "cache"):
@@ -348,7 +348,10 @@ class PagePipeline:
         words = count_words(block)
         request = self._request("polish", variables, _max_tokens(words * 1.1), ())
         outcome: Outcome = yield request
-        if not outcome.ok or outcome.source == "planned":
+        if outcome.source == "planned":
+            self.result.polish_key = request.key  # what `lock --check` must find
+            return block
+        if not outcome.ok:
             if outcome.error:
                 self.result.warnings.append(
                     f"{self.job.stub.src_path}: polish failed ({outcome.error}); "
@@ -500,7 +503,9 @@ def _outline_schema(count: int) -> dict[str, Any]:
         "properties": {
             "titles": {
                 "type": "array",
-                "items": {"type": "string"},
+                # Bounded titles: small models otherwise ramble past max_tokens and
+                # leave the JSON unterminated.
+                "items": {"type": "string", "minLength": 1, "maxLength": 60},
                 "minItems": count,
                 "maxItems": count,
             }

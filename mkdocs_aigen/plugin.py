@@ -35,7 +35,7 @@ from mkdocs_aigen.pipeline import PagePipeline, PageResult
 from mkdocs_aigen.prompts import Prompts, TemplateError
 from mkdocs_aigen.report import write_report
 from mkdocs_aigen.setup import SetupError, Setup, resolve_setup
-from mkdocs_aigen.site import StubPage, find_stub, page_jobs
+from mkdocs_aigen.site import StubPage, find_stub, page_jobs, reading_order
 from mkdocs_aigen.stats import BuildStats
 from mkdocs_aigen.stubs import StubError
 
@@ -66,7 +66,6 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._engine_identity: tuple[Any, ...] | None = None
         self._setup: Setup | None = None
         self._stub_pages: dict[str, StubPage] = {}
-        self._titles: dict[str, str] = {}
         self._pending: dict[str, _PendingPage] = {}
         self._stats = BuildStats()
         self._last_progress = 0.0
@@ -93,7 +92,6 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         if not self.config.enabled:
             return None
         self._stub_pages = {}
-        self._titles = {}
         for file in files.documentation_pages():
             text = file.content_string
             try:
@@ -102,7 +100,6 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 raise PluginError(f"aigen: {error}") from None
             if page is not None:
                 self._stub_pages[file.src_uri] = page
-                self._titles[file.src_uri] = page.title
         return None
 
     def on_nav(self, nav: Navigation, *, config: MkDocsConfig, files: Files) -> Navigation | None:
@@ -111,10 +108,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             return None
         setup = self._setup
         assert setup is not None
-        order = [
-            (page.file.src_uri, page.title or self._titles.get(page.file.src_uri) or "")
-            for page in nav.pages
-        ]
+        order = reading_order(
+            ((page.file.src_uri, page.title) for page in nav.pages), self._stub_pages
+        )
         jobs = page_jobs(self._stub_pages.values(), order)
         self._stats = BuildStats()
         engine = self._engine_for(setup)

@@ -7,7 +7,7 @@ config and the nav without running a build.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -57,10 +57,30 @@ def page_title(stub: PageStub, body: str, src_path: str) -> str:
     match = _H1.search(body)
     if match:
         return match.group(1).strip()
+    return _title_from_path(src_path)
+
+
+def _title_from_path(src_path: str) -> str:
     stem = PurePosixPath(src_path).stem
     if stem in ("index", "README"):
         stem = PurePosixPath(src_path).parent.name or "Home"
     return stem.replace("-", " ").replace("_", " ").capitalize()
+
+
+def reading_order(
+    nav_pages: Iterable[tuple[str, str | None]], stub_pages: Mapping[str, StubPage]
+) -> list[tuple[str, str]]:
+    """``(src_path, title)`` in nav order, from ``(src_path, nav title or None)``.
+
+    Both the plugin and the command line name neighbours this way, so their prompts (and
+    so their request hashes) agree.
+    """
+    order = []
+    for src_path, nav_title in nav_pages:
+        stub_page = stub_pages.get(src_path)
+        title = nav_title or (stub_page.title if stub_page else None) or _title_from_path(src_path)
+        order.append((src_path, title))
+    return order
 
 
 def page_jobs(

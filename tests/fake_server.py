@@ -437,6 +437,10 @@ class _Setting(Generic[T]):
 # --------------------------------------------------------------------------- the server
 
 
+# Marks the threads answering a chat request (see FakeOpenAI._settle).
+_handling = threading.local()
+
+
 @dataclass
 class _Arrival:
     """What a request decides under the lock as it arrives."""
@@ -494,6 +498,8 @@ class FakeOpenAI:
         responder: Responder | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        # Notified when the last request in flight is logged (see _settle).
+        self._idle = threading.Condition(self._lock)
         self._settings = Settings()
         self._seed = seed
         self._rng = random.Random(seed)
@@ -537,13 +543,17 @@ class FakeOpenAI:
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> FakeOpenAI:
-        """Bind 127.0.0.1 (port 0 picks a free one) and serve in a daemon thread."""
+        """Bind 127.0.0.1 (port 0 picks a free one) and serve in a daemon thread.
+
+        Idempotent while running; a stopped server cannot start again (make a new one).
+        """
         with self._life:
+            if self._stopped:
+                raise RuntimeError("this server was stopped; create a new FakeOpenAI")
             if self._httpd is not None:
                 return self
             self._httpd = _Server((HOST, self._port), _Handler, fake=self)
             self._port = self._httpd.server_address[1]
-            self._stopped = False
             self._serve()
         return self
 
@@ -574,6 +584,10 @@ class FakeOpenAI:
         open keep-alive connections and requests in progress, like a crashed server;
         a later ``down_for`` while down extends the outage. Returns once the port is closed.
         """
+        self._down(seconds, spare=None)
+
+    def _down(self, seconds: float, spare: socket.socket | None) -> None:
+        """:meth:`down_for`, sparing one connection (the admin request asking for it)."""
         with self._life:
             if self._httpd is None or self._stopped:
                 raise RuntimeError("the server is not running")
@@ -581,7 +595,7 @@ class FakeOpenAI:
             if self._serving:
                 self._unserve()
                 self._httpd.socket.close()
-                self._cut_connections()
+                self._cut_connections(spare)
             if self._reopen_thread is None or not self._reopen_thread.is_alive():
                 self._reopen_thread = threading.Thread(
                     target=self._reopen_when_due, name="fake-openai-reopen", daemon=True
@@ -658,14 +672,27 @@ class FakeOpenAI:
             self._serving = False
         self._wake.set()
 
-    def _cut_connections(self) -> None:
+    def _cut_connections(self, spare: socket.socket | None = None) -> None:
         with self._lock:
-            connections = list(self._connections)
+            connections = [c for c in self._connections if c is not spare]
         for connection in connections:
             # shutdown() (not close()) from another thread: the handler thread still owns
             # the socket object and closes it itself once its read returns EOF.
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
+        self._settle()
+
+    def _settle(self, timeout: float = 2.0) -> None:
+        """Wait until the requests just cut off are logged.
+
+        They wake at once (their sleep is an Event that is now set), but log from their
+        own threads; waiting here means that after ``stop()`` or ``down_for()`` returns,
+        ``log`` is complete. Bounded, in case a responder is stuck in user code, and a
+        request whose own responder called us does not wait for itself.
+        """
+        own = 1 if getattr(_handling, "chat", False) else 0
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight <= own, timeout=timeout)
 
     def _track(self, connection: socket.socket, add: bool) -> None:
         with self._lock:
@@ -838,10 +865,13 @@ class FakeOpenAI:
             return _Arrival(record, self._settings, draws, self._wake)
 
     def _depart(self, record: RequestRecord) -> None:
+        """Log a request as answered (called just before the answer is written)."""
         record.end = time.monotonic()
         with self._lock:
             self._in_flight -= 1
             self._log.append(record)
+            if self._in_flight == 0:
+                self._idle.notify_all()
 
     def _take_storm(self) -> float | None:
         with self._lock:
@@ -957,6 +987,9 @@ class _Handler(BaseHTTPRequestHandler):
     # delayed ACK (40 ms) on some stacks.
     disable_nagle_algorithm = True
     server: _Server
+    # The chat request being answered: logged just *before* its answer is written, so a
+    # client that has its answer always finds the request in ``server.log``.
+    _open_record: RequestRecord | None = None
 
     # ---------------------------------------------------------------- plumbing
 
@@ -971,6 +1004,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default one-line-per-request stderr log."""
+
+    def _close_record(self) -> None:
+        if self._open_record is not None:
+            self.server.fake._depart(self._open_record)
+            self._open_record = None
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
@@ -1008,6 +1046,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self._close_record()
         self.wfile.write(head + payload)
 
     def _send_json(self, status: int, data: Any, headers: Mapping[str, str] | None = None) -> None:
@@ -1027,6 +1066,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         """Send a status line and part of the headers, then reset the connection."""
         self.close_connection = True
+        self._close_record()
         try:
             self.wfile.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4"
@@ -1106,11 +1146,11 @@ class _Handler(BaseHTTPRequestHandler):
             fake.drop_next(int(payload["drop_next"]))
         down = payload.get("down_for")
         if down is not None:
-            # Answer first: the outage cuts this very connection.
+            # Down before answering, so the caller's next request surely finds it down;
+            # this connection is spared for the answer, then closed.
+            fake._down(float(down), spare=self.connection)
             self.close_connection = True
         self._send_json(200, {"ok": True})
-        if down is not None:
-            fake.down_for(float(down))
 
     # ---------------------------------------------------------------- chat completions
 
@@ -1138,6 +1178,8 @@ class _Handler(BaseHTTPRequestHandler):
         if "authorization" in headers:
             headers["authorization"] = "Bearer ***"
         arrival = fake._arrive("/v1/chat/completions", headers)
+        self._open_record = arrival.record
+        _handling.chat = True
         try:
             self._answer_chat(raw, arrival)
         except OSError:
@@ -1146,7 +1188,8 @@ class _Handler(BaseHTTPRequestHandler):
                 arrival.record.outcome = "client_gone"
             self.close_connection = True
         finally:
-            fake._depart(arrival.record)
+            _handling.chat = False
+            self._close_record()  # when no answer was written (aborted, write failed)
 
     def _answer_chat(self, raw: bytes, arrival: _Arrival) -> None:
         fake = self.server.fake

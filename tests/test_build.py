@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from html import escape
 from typing import Any
 
 import pytest
-from mkdocs.exceptions import Abort, PluginError
+from mkdocs.exceptions import Abort
 
 from tests.conftest import Site, warning_messages
 from tests.fake_server import FakeOpenAI, Reply, RequestRecord, default_responder
@@ -71,7 +72,7 @@ def test_sections_land_in_outline_order_at_the_marker(site: Site, server: FakeOp
     needles = ["Hand-written text stays exactly where it is."]
     for tag, title, path in EXPECTED_ORDER:
         needles.append(f">{title}</{tag}>")
-        needles.append(f"Text for {path}.")
+        needles.append(escape(f"Text for {path}.", quote=False))
     needles.append("More hand-written text.")
     positions = _positions(html, needles)
     assert positions == sorted(positions)
@@ -157,7 +158,7 @@ def test_429_and_500_are_retried(site: Site, server: FakeOpenAI) -> None:
     site.build()
     html = site.html("guide.md")
     for _, _, path in EXPECTED_ORDER:
-        assert f"Text for {path}." in html
+        assert escape(f"Text for {path}.", quote=False) in html
     outcomes = [r.outcome for r in server.log]
     assert outcomes.count("storm") == 2
     assert outcomes.count("500") == 2
@@ -185,10 +186,11 @@ def test_failing_section_becomes_placeholder_and_warning(
     html = site.html("guide.md")
     assert ">Secrets</h3>" in html
     assert "Not generated" in html
-    assert "Text for Troubleshooting &gt; Logs." in html or "Text for Troubleshooting > Logs." in html
+    assert "Text for Troubleshooting &gt; Logs." in html
     messages = warning_messages(warnings)
     assert any("The config file > Secrets" in m and "500" in m for m in messages)
-    secrets = [r for r in server.log if "Secrets" in r.body["messages"][-1]["content"]]
+    section_line = "Section: The config file > Secrets\n"
+    secrets = [r for r in server.log if section_line in r.body["messages"][-1]["content"]]
     assert len(secrets) == 3  # first attempt + max_retries
 
 
@@ -209,12 +211,16 @@ def test_strict_cli_exits_non_zero(site: Site, server: FakeOpenAI) -> None:
     assert "Overview" in result.stderr
 
 
-def test_on_error_fail_stops_with_plugin_error(site: Site, server: FakeOpenAI) -> None:
+def test_on_error_fail_stops_with_plugin_error(
+    site: Site, server: FakeOpenAI, warnings: pytest.LogCaptureFixture
+) -> None:
     server.responder = _always_fail("Overview", status=400)
     site.plugin["on_error"] = "fail"
     site.page("guide.md", GUIDE)
-    with pytest.raises(PluginError, match="Overview"):
+    with pytest.raises(Abort, match="BuildError"):
         site.build()
+    errors = [r.getMessage() for r in warnings.records if r.levelname == "ERROR"]
+    assert "aigen: guide.md: section 'Overview' failed: HTTP 400: boom" in errors
 
 
 def test_model_output_is_cleaned(site: Site, server: FakeOpenAI) -> None:

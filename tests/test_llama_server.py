@@ -21,7 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from mkdocs_aigen.backends.local import find_default_model, llama_cpp_available
+from mkdocs_aigen.backends.local import (
+    default_thread_count,
+    find_default_model,
+    llama_cpp_available,
+)
 
 #: Modules ``llama_cpp.server`` imports, with the pip package that provides each.
 SERVER_MODULES = {
@@ -50,7 +54,9 @@ with extra_buffer_types_disabled():
 
 def _missing_server_packages() -> list[str]:
     return [
-        package for module, package in SERVER_MODULES.items() if importlib.util.find_spec(module) is None
+        package
+        for module, package in SERVER_MODULES.items()
+        if importlib.util.find_spec(module) is None
     ]
 
 
@@ -133,7 +139,9 @@ def llama_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--n_ctx",
         "2048",
         "--n_threads",
-        str(os.cpu_count() or 1),
+        str(default_thread_count()),
+        "--n_threads_batch",
+        str(default_thread_count()),
     ]
     # A file, not a pipe: nobody reads the server's output while it runs, and a
     # full pipe would block it.

