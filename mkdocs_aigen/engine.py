@@ -137,7 +137,9 @@ class Engine:
                 return
             error = None
             if isinstance(step, Gather):
-                self._gather(step, lambda results, flow=flow: self._advance(flow, done, results, None))
+                self._gather(
+                    step, lambda results, flow=flow: self._advance(flow, done, results, None)
+                )
                 return
             outcome = self._answer_now(step)
             if outcome is None:
@@ -212,9 +214,7 @@ class Engine:
             if self._workers:
                 return
             for number in range(self._concurrency):
-                worker = threading.Thread(
-                    target=self._work, name=f"aigen-{number}", daemon=True
-                )
+                worker = threading.Thread(target=self._work, name=f"aigen-{number}", daemon=True)
                 worker.start()
                 self._workers.append(worker)
 
@@ -272,9 +272,7 @@ class Engine:
     def _attempt(self, backend: Backend, request: ChatRequest) -> Completion:
         chars = request.prompt_chars()
         estimate = self._limiter.estimate(chars, request.max_tokens)
-        permit = self._limiter.acquire(
-            estimate, prompt_chars=chars, max_tokens=request.max_tokens
-        )
+        permit = self._limiter.acquire(estimate, prompt_chars=chars, max_tokens=request.max_tokens)
         self.stats.add(request.stage, requests=1)
         try:
             completion = backend.complete(request, self._timeout)

@@ -125,18 +125,24 @@ class LockFile:
             page = pages.setdefault(entry.page, {})
             if entry.kind == "section":
                 page.setdefault("sections", []).append(
-                    {"path": entry.path, "hash": entry.hash, "model": entry.model,
-                     "text": _Literal(entry.text)}
+                    {
+                        "path": entry.path,
+                        "hash": entry.hash,
+                        "model": entry.model,
+                        "text": _Literal(entry.text),
+                    }
                 )
             elif entry.kind == "outline":
                 titles = json.loads(entry.text)["titles"]
                 page.setdefault("outlines", []).append(
-                    {"path": entry.path, "hash": entry.hash, "model": entry.model,
-                     "titles": titles}
+                    {"path": entry.path, "hash": entry.hash, "model": entry.model, "titles": titles}
                 )
             else:
-                page["polish"] = {"hash": entry.hash, "model": entry.model,
-                                  "text": _Literal(entry.text)}
+                page["polish"] = {
+                    "hash": entry.hash,
+                    "model": entry.model,
+                    "text": _Literal(entry.text),
+                }
         body = yaml.dump(
             {"version": LOCK_VERSION, "pages": pages},
             Dumper=_Dumper,
@@ -159,23 +165,38 @@ def _entries(path: Path, page: str, body: Any) -> Iterable[LockEntry]:
         raise LockError(f"lock file {path}: pages.{page}: expected a mapping")
     for index, item in enumerate(body.get("sections") or []):
         where = f"pages.{page}.sections[{index}]"
-        yield LockEntry(page, "section", _str(item, "path", where, path),
-                        _str(item, "hash", where, path), _str(item, "text", where, path),
-                        str(item.get("model", "")))
+        yield LockEntry(
+            page,
+            "section",
+            _str(item, "path", where, path),
+            _str(item, "hash", where, path),
+            _str(item, "text", where, path),
+            str(item.get("model", "")),
+        )
     for index, item in enumerate(body.get("outlines") or []):
         where = f"pages.{page}.outlines[{index}]"
         titles = item.get("titles") if isinstance(item, dict) else None
         if not isinstance(titles, list) or not all(isinstance(t, str) for t in titles):
             raise LockError(f"lock file {path}: {where}.titles: expected a list of strings")
-        yield LockEntry(page, "outline", _str(item, "path", where, path),
-                        _str(item, "hash", where, path),
-                        json.dumps({"titles": titles}, ensure_ascii=False),
-                        str(item.get("model", "")))
+        yield LockEntry(
+            page,
+            "outline",
+            _str(item, "path", where, path),
+            _str(item, "hash", where, path),
+            json.dumps({"titles": titles}, ensure_ascii=False),
+            str(item.get("model", "")),
+        )
     polish = body.get("polish")
     if polish is not None:
         where = f"pages.{page}.polish"
-        yield LockEntry(page, "polish", "", _str(polish, "hash", where, path),
-                        _str(polish, "text", where, path), str(polish.get("model", "")))
+        yield LockEntry(
+            page,
+            "polish",
+            "",
+            _str(polish, "hash", where, path),
+            _str(polish, "text", where, path),
+            str(polish.get("model", "")),
+        )
 
 
 def _str(item: Any, key: str, where: str, path: Path) -> str:

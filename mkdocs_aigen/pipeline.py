@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -396,7 +397,7 @@ class PagePipeline:
     def _one_vote(self, request: ChatRequest, criteria: list[str]) -> Flow:
         outcome: Outcome = yield request
         if outcome.source == "planned":
-            return {name: 10 for name in criteria}
+            return dict.fromkeys(criteria, 10)
         if outcome.source == "missing":
             return "missing"
         return _parse_scores(outcome, criteria)
@@ -522,7 +523,7 @@ def _review_schema(criteria: list[str]) -> dict[str, Any]:
         "properties": {
             "scores": {
                 "type": "object",
-                "properties": {name: score for name in criteria},
+                "properties": dict.fromkeys(criteria, score),
                 "required": criteria,
                 "additionalProperties": False,
             }
@@ -547,7 +548,10 @@ def _parse_titles(outcome: Outcome, count: int) -> tuple[tuple[str, ...] | None,
     titles = data.get("titles") if isinstance(data, dict) else None
     if not isinstance(titles, list) or not all(isinstance(t, str) and t.strip() for t in titles):
         return None, 'expected {"titles": [non-empty strings]}'
-    cleaned = tuple(" ".join(t.split()).strip("#").strip() for t in titles)
+    # A proposed title becomes a heading: no markup from the model may ride along.
+    cleaned = tuple(" ".join(re.sub(r"[<>{}\[\]`*_|#\\]", " ", t).split()) for t in titles)
+    if not all(cleaned):
+        return None, "titles must contain words"
     if len(cleaned) != count:
         return None, f"expected exactly {count} titles, got {len(cleaned)}"
     if len({t.casefold() for t in cleaned}) != len(cleaned):

@@ -30,11 +30,11 @@ from mkdocs_aigen.assemble import MarkerError, insert_block
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.engine import Engine
-from mkdocs_aigen.lockfile import LockError, LockFile
+from mkdocs_aigen.lockfile import LockError
 from mkdocs_aigen.pipeline import PagePipeline, PageResult
-from mkdocs_aigen.prompts import Prompts, TemplateError
+from mkdocs_aigen.prompts import TemplateError
 from mkdocs_aigen.report import write_report
-from mkdocs_aigen.setup import SetupError, Setup, resolve_setup
+from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
 from mkdocs_aigen.site import StubPage, find_stub, page_jobs, reading_order
 from mkdocs_aigen.stats import BuildStats
 from mkdocs_aigen.stubs import StubError
@@ -247,12 +247,10 @@ class AigenPlugin(BasePlugin[AigenConfig]):
 
     def _any_missing(self) -> bool:
         return any(
-            pending.result is not None
-            and any(s.source == "missing" for s in pending.result.failed)
+            pending.result is not None and any(s.source == "missing" for s in pending.result.failed)
             for pending in self._pending.values()
         )
 
     def _cancel(self) -> None:
         if self._engine is not None:
             self._engine.cancel()
-

@@ -74,7 +74,9 @@ class Site:
             config.plugins.on_shutdown()
         return config
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run the real ``mkdocs`` command line in a child process."""
         self.write_config()
         environment = {**os.environ, **(env or {})}

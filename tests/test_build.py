@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from html import escape
 from typing import Any
@@ -61,7 +62,7 @@ EXPECTED_ORDER = [
 
 def _positions(html: str, needles: list[str]) -> list[int]:
     positions = [html.find(needle) for needle in needles]
-    assert -1 not in positions, [n for n, p in zip(needles, positions) if p == -1]
+    assert -1 not in positions, [n for n, p in zip(needles, positions, strict=False) if p == -1]
     return positions
 
 
@@ -119,7 +120,7 @@ def test_concurrency_one_is_sequential(site: Site, server: FakeOpenAI) -> None:
     assert server.max_in_flight == 1
     records = server.records(stage="section")
     assert len(records) == 7
-    for earlier, later in zip(records, records[1:]):
+    for earlier, later in itertools.pairwise(records):
         assert earlier.end is not None and earlier.end <= later.start
 
 
