@@ -238,7 +238,7 @@ def command_cache(project: Project, arguments: argparse.Namespace) -> int:
             run_pipelines(project, engine)
             engine.cache.close()
             needed = engine.keys_seen
-            stale = [key for key in cache if key not in needed]
+            stale = [key for key in cache.keys() if key not in needed]
             for key in stale:
                 cache.delete(key)
             print(f"removed {len(stale)} entries no current stub needs; kept {len(needed)}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from pathlib import Path
+
 from mkdocs.config import base
 from mkdocs.config import config_options as opt
 
@@ -124,3 +127,28 @@ class AigenConfig(base.Config):
 
     progress_interval = opt.Type((int, float), default=2.0)
     """Seconds between progress lines while sections are generating."""
+
+    def validate(self) -> tuple[base.ConfigErrors, base.ConfigWarnings]:
+        """MkDocs' own checks, with the file named, a close match suggested for an unknown
+        option, and a pointed refusal of an API key written into the config."""
+        failed, warnings = super().validate()
+        where = f" (in {Path(self.config_file_path).name})" if self.config_file_path else ""
+        failed = [(key, base.ValidationError(f"{error}{where}")) for key, error in failed]
+        known = sorted(self._schema_keys)
+        improved: base.ConfigWarnings = []
+        for key, original in warnings:
+            message = original
+            if key not in self._schema_keys:
+                if key in ("api_key", "key", "openai_api_key"):
+                    # Never echo the value: it may be a real secret.
+                    message = (
+                        f"'{key}' is ignored: the API key is never read from the config; "
+                        "set the environment variable named by `api_key_env` "
+                        f"(default OPENAI_API_KEY) and remove '{key}'"
+                    )
+                else:
+                    match = difflib.get_close_matches(key, known, n=1)
+                    if match:
+                        message = f"{message}; did you mean '{match[0]}'?"
+            improved.append((key, f"{message}{where}"))
+        return failed, improved

@@ -90,6 +90,7 @@ class Engine:
         max_retries: int = 5,
         timeout: float = 120.0,
         on_progress: Callable[[], None] | None = None,
+        longest_first: bool = True,
     ) -> None:
         self.cache = cache
         self.stats = stats
@@ -103,6 +104,7 @@ class Engine:
         self._max_retries = max_retries
         self._timeout = timeout
         self._on_progress = on_progress
+        self._longest_first = longest_first
         self._queue: queue.PriorityQueue[tuple[float, int, _Job | None]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._workers: list[threading.Thread] = []
@@ -197,9 +199,17 @@ class Engine:
             deliver(Outcome(request, "failed", error="the build was cancelled"))
             return
         self._ensure_workers()
-        # Longest first (max_tokens ~ expected latency); expansions before everything,
-        # since whole subtrees wait on them.
-        priority = -1e9 if request.stage == "expand" else -float(request.max_tokens)
+        # Longest first (max_tokens ~ expected latency) keeps the tail short on a parallel
+        # API. A backend that runs one request at a time gains nothing from that, but a lot
+        # from submission order: requests of one page share their prompt's long prefix,
+        # which llama.cpp then reads only once. Expansions go first either way: whole
+        # subtrees wait on them.
+        if request.stage == "expand":
+            priority = -1e9
+        elif self._longest_first:
+            priority = -float(request.max_tokens)
+        else:
+            priority = 0.0
         self._queue.put((priority, next(self._order), _Job(request, deliver)))
 
     def open(self) -> None:

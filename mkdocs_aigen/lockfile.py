@@ -66,7 +66,7 @@ class LockFile:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise LockError(f"lock file {path}: cannot be read ({error})") from None
+            raise LockError(f"lock file {path}: cannot be read ({_one_line(error)})") from None
         if not isinstance(data, dict) or not isinstance(data.get("pages", {}), dict):
             raise LockError(f"lock file {path}: expected a mapping with 'pages'")
         lock = cls(path)
@@ -197,6 +197,18 @@ def _entries(path: Path, page: str, body: Any) -> Iterable[LockEntry]:
             _str(polish, "text", where, path),
             str(polish.get("model", "")),
         )
+
+
+def _one_line(error: Exception) -> str:
+    """PyYAML's errors span several lines with carets; a build error is one line."""
+    mark = getattr(error, "problem_mark", None)
+    if isinstance(error, yaml.MarkedYAMLError) and mark is not None:
+        text = f"invalid YAML on line {mark.line + 1}: {error.problem or 'syntax error'}"
+        if error.context and error.context_mark is not None:
+            # An unclosed bracket fails at the end of the file; where it opened is what helps.
+            text += f", {error.context} that starts on line {error.context_mark.line + 1}"
+        return text
+    return " ".join(str(error).split())
 
 
 def _str(item: Any, key: str, where: str, path: Path) -> str:

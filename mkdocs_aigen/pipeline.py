@@ -152,6 +152,10 @@ class PagePipeline:
             if low and review.regenerate:
                 feedback = "; ".join(f"{name} ({scores[name]:.1f}/10)" for name in low)
                 self.result.regenerated = True
+                with self.stats._lock:
+                    # A second round of real work: progress counts it, so that the
+                    # done count never runs past the total.
+                    self.stats.sections_total += len(sections)
                 sections = yield from self._all_sections(feedback=feedback)
                 self.result.sections = sections
                 block = yield from self._polished_block(sections)
@@ -258,8 +262,9 @@ class PagePipeline:
             self._finish(result)
             return result
         text = clean_section_text(outcome.text or "", level, path[-1])
+        words: int | None = None
         if outcome.source not in ("lock", "planned"):
-            achieved = count_words(text)
+            achieved = words = count_words(text)
             if achieved < self.settings.min_ratio * target:
                 variables.update(draft=text, achieved=achieved, target=target)
                 extend = self._request("augment", variables, _max_tokens(asked), path)
@@ -269,16 +274,20 @@ class PagePipeline:
                     candidate = clean_section_text(longer.text or "", level, path[-1])
                     # Keep the longer of the two: an extension that came back shorter
                     # than the draft is worse than no extension.
-                    if count_words(candidate) > achieved:
-                        text = candidate
+                    longer_words = count_words(candidate)
+                    if longer_words > achieved:
+                        text, words = candidate, longer_words
         result.text = text
-        self._finish(result)
+        self._finish(result, words)
         return result
 
-    def _finish(self, result: SectionResult) -> None:
+    def _finish(self, result: SectionResult, words: int | None = None) -> None:
+        """Count the section in the stats; ``words``: its count, when already known."""
         ratio = None
         if result.text is not None and result.source not in ("lock", "planned"):
-            ratio = count_words(result.text) / max(1, result.target)
+            if words is None:
+                words = count_words(result.text)
+            ratio = words / max(1, result.target)
         if result.augmented:
             with self.stats._lock:
                 self.stats.augmented += 1
@@ -312,7 +321,7 @@ class PagePipeline:
             outcome = yield retry
             titles, problem = _parse_titles(outcome, count)
         if titles is None:
-            self._finish_missing_children(path, level, outcome, problem)
+            self._finish_missing_children(count)
             return [
                 SectionResult(
                     path=(*path, "Subsections"),
@@ -332,10 +341,11 @@ class PagePipeline:
         nested = yield from self._children(children, path, level, feedback, outline)
         return nested
 
-    def _finish_missing_children(
-        self, path: tuple[str, ...], level: int, outcome: Outcome, problem: str | None
-    ) -> None:
-        self.stats.section_finished(failed=True, from_store=False, ratio=None)
+    def _finish_missing_children(self, count: int) -> None:
+        # The site's total counted ``count`` children for this item: all of them are done
+        # (and failed), or progress would never reach the total.
+        for _ in range(max(1, count)):
+            self.stats.section_finished(failed=True, from_store=False, ratio=None)
 
     # -- polish and review ----------------------------------------------------------------
 

@@ -14,6 +14,7 @@ Why these hooks:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
-from mkdocs.plugins import BasePlugin, get_plugin_logger
+from mkdocs.plugins import BasePlugin, PrefixedLogger
 from mkdocs.structure.files import Files
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
@@ -39,7 +40,20 @@ from mkdocs_aigen.site import StubPage, find_stub, page_jobs, reading_order
 from mkdocs_aigen.stats import BuildStats
 from mkdocs_aigen.stubs import StubError
 
-log = get_plugin_logger(__name__)
+
+class _PluginLog(PrefixedLogger):
+    """MkDocs' plugin logger (``--strict`` counts its warnings), prefixed ``aigen:`` once.
+
+    Most messages already start with ``aigen:``; MkDocs' own ``get_plugin_logger`` would
+    put ``mkdocs_aigen:`` in front of that, and every warning would stutter.
+    """
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[str, Any]:
+        text = str(msg)
+        return (text if text.startswith("aigen: ") else f"aigen: {text}"), kwargs
+
+
+log = _PluginLog("aigen", logging.getLogger(f"mkdocs.plugins.{__name__}"))
 
 
 class _PendingPage:
@@ -69,6 +83,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._pending: dict[str, _PendingPage] = {}
         self._stats = BuildStats()
         self._last_progress = 0.0
+        self._last_progress_done = -1
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -83,7 +98,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         try:
             self._setup = resolve_setup(self.config, config, serving=self._serving)
             self._setup.prompts.check()
-        except (SetupError, TemplateError, LockError) as error:
+        except SetupError as error:
+            # Name the file to fix; AIGEN_CONCURRENCY and friends name themselves.
+            where = "" if error.from_environment else f"{Path(config.config_file_path).name}: "
+            raise PluginError(f"aigen: {where}{error}") from None
+        except (TemplateError, LockError) as error:
             raise PluginError(f"aigen: {error}") from None
         return None
 
@@ -149,6 +168,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             raise
         if pending.error is not None:
             self._cancel()
+            if isinstance(pending.error, TemplateError):
+                # Checked in on_config, but a template can still fail on real values.
+                raise PluginError(f"aigen: {pending.error}") from None
             raise pending.error
         result = pending.result
         assert result is not None
@@ -164,9 +186,16 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             return
         self._stats.finished = time.monotonic()
         log.info(f"aigen: {self._stats.summary_line()}")
+        for line in self._stats.stage_lines():
+            log.info(f"aigen: {line}")
         setup = self._setup
         assert setup is not None
         results = [p.result for p in self._pending.values() if p.result is not None]
+        for result in sorted(results, key=lambda r: r.src_path):
+            if result.scores:
+                scores = ", ".join(f"{name} {score:.1f}" for name, score in result.scores.items())
+                again = " (after one regeneration)" if result.regenerated else ""
+                log.info(f"aigen: review {result.src_path}: {scores}{again}")
         report_path = Path(config.site_dir) / (self.config.report or "aigen-report.json")
         write_report(report_path, self._stats, results)
 
@@ -200,16 +229,20 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             max_retries=self.config.max_retries,
             timeout=float(self.config.timeout),
             on_progress=self._progress,
+            longest_first=setup.max_parallel != 1,
         )
         self._engine_identity = setup.engine_identity
         return self._engine
 
     def _progress(self) -> None:
         now = time.monotonic()
+        stats = self._stats
         if now - self._last_progress < self.config.progress_interval:
             return
+        if stats.sections_done == self._last_progress_done:
+            return  # polish and review are still running: nothing new to say
         self._last_progress = now
-        stats = self._stats
+        self._last_progress_done = stats.sections_done
         log.info(
             f"aigen: {stats.sections_done}/{stats.sections_total} sections "
             f"({stats.sections_from_store} cached, {stats.sections_failed} failed)"
@@ -219,7 +252,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         setup = self._setup
         assert setup is not None
         for warning in result.warnings:
-            log.warning(warning)
+            # Prefixed like the plugin's other messages, so one grep finds them all.
+            log.warning(f"aigen: {warning}")
         failed = result.failed
         if not failed:
             return

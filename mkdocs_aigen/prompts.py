@@ -34,13 +34,27 @@ class Prompts:
             keep_trailing_newline=False,
             trim_blocks=True,
             lstrip_blocks=True,
+            # Templates cannot change during a build (``mkdocs serve`` makes a new
+            # ``Prompts`` per build): no stat() of every included file per prompt.
+            auto_reload=False,
         )
         self._templates: dict[str, jinja2.Template] = {}
 
     def check(self) -> None:
-        """Load every template once, so a syntax error shows before any request."""
+        """Load and trial-render every template, so a syntax error or a misspelt variable
+        shows before any request is sent, not halfway through a build."""
         for name in TEMPLATE_NAMES:
             self._template(name)
+            # Twice: optional values set (every ``{% if %}`` branch taken) and unset
+            # (every ``{% else %}``), so StrictUndefined sees each variable the template uses.
+            for present in (True, False):
+                try:
+                    self.messages(name, _sample_variables(name, present))
+                except TemplateError as error:
+                    if "is undefined" not in str(error):
+                        raise
+                    known = ", ".join(sorted(_sample_variables(name, True)))
+                    raise TemplateError(f"{error}; the variables it can use are: {known}") from None
 
     def messages(self, stage: str, variables: Mapping[str, Any]) -> tuple[Message, ...]:
         """Render ``stage``'s template into a system and a user message."""
@@ -72,3 +86,86 @@ class Prompts:
             raise TemplateError(f"template '{stage}.j2' was not found") from None
         self._templates[stage] = template
         return template
+
+
+# What the pipeline passes to each stage's template (see ``pipeline.PagePipeline``), with
+# stand-in values, for :meth:`Prompts.check`. Keep in step with the pipeline's variables.
+_PAGE_VARIABLES = (
+    "site_name",
+    "site_context",
+    "page_title",
+    "nav_previous",
+    "nav_next",
+    "brief",
+    "audience",
+    "tone",
+)
+_STAGE_VARIABLES: dict[str, tuple[str, ...]] = {
+    "section": (
+        "outline",
+        "section_path",
+        "level",
+        "previous_section",
+        "next_section",
+        "has_children",
+        "hint",
+        "feedback",
+        "words",
+    ),
+    "augment": (
+        "outline",
+        "section_path",
+        "level",
+        "previous_section",
+        "next_section",
+        "has_children",
+        "hint",
+        "feedback",
+        "words",
+        "draft",
+        "achieved",
+        "target",
+    ),
+    "expand": ("outline", "section_path", "count", "hint"),
+    "polish": ("page_text",),
+    "review": ("page_text", "criteria"),
+}
+#: Always given a value by the pipeline; every other variable may be empty or ``None``.
+_REQUIRED = frozenset(
+    {
+        "site_name",
+        "page_title",
+        "brief",
+        "outline",
+        "section_path",
+        "level",
+        "words",
+        "draft",
+        "achieved",
+        "target",
+        "count",
+        "page_text",
+        "criteria",
+    }
+)
+_SAMPLES: dict[str, Any] = {
+    "section_path": ["Sample section"],
+    "level": 2,
+    "words": 100,
+    "achieved": 50,
+    "target": 100,
+    "count": 3,
+    "has_children": True,
+    "criteria": {"clarity": "sample criterion"},
+}
+
+
+def _sample_variables(stage: str, present: bool) -> dict[str, Any]:
+    """Stand-in variables for ``stage``; ``present=False`` leaves the optional ones empty."""
+    variables: dict[str, Any] = {}
+    for name in (*_PAGE_VARIABLES, *_STAGE_VARIABLES.get(stage, ())):
+        if present or name in _REQUIRED:
+            variables[name] = _SAMPLES.get(name, f"sample {name}")
+        else:
+            variables[name] = False if name == "has_children" else None
+    return variables

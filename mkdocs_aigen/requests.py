@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 Stage = Literal["expand", "section", "augment", "polish", "review"]
@@ -47,9 +48,13 @@ class ChatRequest:
     extra: tuple[tuple[str, Any], ...] = ()
     label: str = field(default="", compare=False)
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """The SHA-256 of the whole request: the one place that defines cache identity."""
+        """The SHA-256 of the whole request: the one place that defines cache identity.
+
+        Computed once: the pipeline, the engine and the lock all ask for it, and a cached
+        section's whole budget is a few times the cost of one hash.
+        """
         return request_key(self)
 
     def prompt_chars(self) -> int:

@@ -439,6 +439,11 @@ def _entities(text: str) -> str:
 
 def _escape_text(line: str, start: int, end: int, last_brace: int) -> str:
     """Escape ``line[start:end]`` (no code in it): attribute lists, then ``<``."""
+    text = line[start:end]
+    if last_brace < start or "{" not in text:
+        # Nearly every line of prose: no '{' that a '}' later on the line could close, so
+        # skip the character loop (it was most of a cached section's cost).
+        return _ANGLE_RE.sub(_escape_angle, text) if "<" in text else text
     chars: list[str] = []
     for i in range(start, end):
         ch = line[i]

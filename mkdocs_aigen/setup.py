@@ -25,6 +25,11 @@ LOCAL_SAMPLING: tuple[tuple[str, Any], ...] = (("repeat_penalty", 1.2), ("top_k"
 class SetupError(Exception):
     """An option that cannot work, with what to change."""
 
+    def __init__(self, message: str, *, from_environment: bool = False) -> None:
+        super().__init__(message)
+        #: The culprit is an environment variable, not an option in ``mkdocs.yml``.
+        self.from_environment = from_environment
+
 
 @dataclass
 class Setup:
@@ -66,6 +71,8 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
     concurrency = _concurrency(options.concurrency)
     if options.words < 1:
         raise SetupError(f"'words' must be a positive integer, found {options.words}")
+    if options.timeout <= 0:
+        raise SetupError(f"'timeout' must be a positive number of seconds, found {options.timeout}")
     if options.max_retries < 0:
         raise SetupError(f"'max_retries' must be 0 or more, found {options.max_retries}")
     for name in ("rpm", "tpm"):
@@ -161,7 +168,12 @@ def _concurrency(configured: int) -> int:
         try:
             configured = int(raw)
         except ValueError:
-            raise SetupError(f"AIGEN_CONCURRENCY must be a whole number, found {raw!r}") from None
+            configured = 0
+        if configured < 1:
+            raise SetupError(
+                f"AIGEN_CONCURRENCY must be a whole number, 1 or more, found {raw!r}",
+                from_environment=True,
+            ) from None
     if configured < 1:
         raise SetupError(f"'concurrency' must be 1 or more, found {configured}")
     return configured
@@ -225,9 +237,11 @@ def _backend(options: AigenConfig, root: Path) -> Backend_:
             from mkdocs_aigen.backends.local import LocalBackend
 
             if options.provider == "auto":
-                from mkdocs.plugins import get_plugin_logger
+                import logging
 
-                get_plugin_logger(__name__).info(
+                # The message names the plugin itself; MkDocs' prefixed logger would
+                # make it read "mkdocs_aigen: aigen: ...".
+                logging.getLogger(f"mkdocs.plugins.{__name__}").info(
                     "aigen: no API key or base_url: using the embedded local model "
                     "(SmolLM2-135M, demo quality, not a substitute for a real model)"
                 )

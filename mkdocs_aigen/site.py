@@ -45,7 +45,9 @@ def find_stub(text: str, src_path: str, warn: Callable[[str], None]) -> StubPage
     stub = parse_stub(meta, src_path, warn)
     if stub is None:
         return None
-    find_marker(body, src_path)  # a marker written twice is an error before any request
+    # A marker written twice is an error before any request; its line numbers count the
+    # front matter too, as an editor does.
+    find_marker(body, src_path, line_offset=text.count("\n") - body.count("\n"))
     return StubPage(src_path, stub, page_title(stub, body, src_path))
 
 

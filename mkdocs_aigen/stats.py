@@ -74,10 +74,9 @@ class BuildStats:
         ratio = ""
         if self.word_ratios:
             mean = sum(self.word_ratios) / len(self.word_ratios)
-            fresh = self.stages["section"].requests or 1
             ratio = (
                 f", words {mean:.0%} of target, augmented {self.augmented}"
-                f" ({self.augmented / fresh:.0%} of generated)"
+                f" ({self.augmentation_rate() or 0:.0%} of generated)"
             )
         return (
             f"{self.sections_total} sections, {hits} cache/lock hits, {requests} requests, "
@@ -87,6 +86,33 @@ class BuildStats:
             f"wall {self.wall:.2f}s, request time {self.total('latency'):.2f}s{ratio}"
         )
 
+    def stage_lines(self) -> list[str]:
+        """One summary line per stage that did anything, e.g. ``section: 7 requests, ...``."""
+        with self._lock:
+            stages = {name: StageStats(**asdict(s)) for name, s in self.stages.items()}
+        lines = []
+        for name, s in stages.items():
+            if not (s.requests or s.cache_hits or s.lock_hits or s.failures):
+                continue
+            lines.append(
+                f"{name}: {s.requests} requests, {s.cache_hits} cache hits, "
+                f"{s.lock_hits} lock hits, {s.retries} retries, {s.failures} failed, "
+                f"tokens {s.prompt_tokens} prompt + {s.completion_tokens} completion, "
+                f"request time {s.latency:.2f}s"
+            )
+        return lines
+
+    def augmentation_rate(self) -> float | None:
+        """Augmented sections per section with measured text (``None`` without any).
+
+        Measured sections (network or cache, not the lock) are exactly the ones that may
+        be augmented, so the rate means the same on a fresh and on a cached build; request
+        counts would not (retries inflate them, a cached build has none).
+        """
+        with self._lock:
+            measured = len(self.word_ratios)
+            return self.augmented / measured if measured else None
+
     def as_dict(self) -> dict[str, Any]:
         """The numbers for the JSON report."""
         with self._lock:
@@ -94,8 +120,10 @@ class BuildStats:
             stages = {name: asdict(s) for name, s in self.stages.items()}
         return {
             "sections": self.sections_total,
+            "sections_done": self.sections_done,
             "sections_failed": self.sections_failed,
             "augmented": self.augmented,
+            "augmentation_rate": self.augmentation_rate(),
             "mean_word_ratio": (sum(ratios) / len(ratios)) if ratios else None,
             "wall_seconds": round(self.wall, 3),
             "stages": stages,

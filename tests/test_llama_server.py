@@ -191,3 +191,51 @@ def test_chat_completion_through_openai_sdk(llama_server_url: str) -> None:
     assert response.usage is not None
     assert response.usage.prompt_tokens > 0
     assert 0 < response.usage.completion_tokens <= 40
+
+
+STUB_PAGE = """
+---
+aigen:
+  brief: Explain what a job queue is to a new developer.
+  words: 25
+  outline:
+    - What a job queue does
+    - Why retries matter
+---
+# Job queues
+
+<!-- aigen -->
+"""
+
+
+def test_mkdocs_build_against_the_llama_cpp_server(
+    llama_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole plugin, OpenAI backend and all, against llama.cpp's own server."""
+    from tests.conftest import Site
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    site = Site(
+        tmp_path,
+        {
+            "provider": "openai",
+            "base_url": llama_server_url,
+            "model": MODEL_ALIAS,
+            "concurrency": 2,
+            "max_retries": 1,
+            "timeout": 120,
+            "temperature": 0.3,
+            "seed": 1,
+        },
+    )
+    site.page("queues.md", STUB_PAGE)
+    site.build(strict=True)
+    html = site.html("queues.md")
+    assert ">What a job queue does</h2>" in html
+    assert ">Why retries matter</h2>" in html
+    assert "Not generated" not in html
+    # Real prose between the two headings, not an empty section.
+    between = html.split(">What a job queue does</h2>")[1].split(">Why retries matter</h2>")[0]
+    assert len(between.split()) >= 5
+    report = json.loads((tmp_path / "site" / "aigen-report.json").read_text())
+    assert report["stages"]["section"]["requests"] >= 2

