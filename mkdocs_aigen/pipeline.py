@@ -234,7 +234,8 @@ class PagePipeline:
         outline_override: str | None,
     ) -> Flow:
         target = item.words or self.job.stub.words or self.settings.words
-        asked = math.ceil(target * (1 + self.settings.word_compensation))
+        # Rounded first: in binary 100 * 1.1 is 110.00000000000001, whose ceiling is 111.
+        asked = math.ceil(round(target * (1 + self.settings.word_compensation), 6))
         variables = {
             **self._page_variables(),
             "outline": outline_override or self._outline_text(),

@@ -384,6 +384,18 @@ def test_prompt_asks_for_target_plus_compensation(site: Site, server: FakeOpenAI
     assert server.count(stage="augment") == 0
 
 
+@pytest.mark.parametrize(
+    ("compensation", "asked"), [(0.1, 110), (0.15, 115), (0.125, 113), (0, 100)]
+)
+def test_compensated_target_is_not_thrown_off_by_float_error(
+    site: Site, server: FakeOpenAI, compensation: float, asked: int
+) -> None:
+    site.plugin["word_compensation"] = compensation
+    site.page("guide.md", stub_page("    - Overview\n", words=100))
+    site.build()
+    assert f"Write about {asked} words" in last_user(server.log[0].body or {})
+
+
 def test_short_section_gets_exactly_one_augmentation(
     site: Site, server: FakeOpenAI, warnings: pytest.LogCaptureFixture
 ) -> None:
