@@ -43,7 +43,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -213,8 +212,12 @@ class _WarningCounter(logging.Handler):
 def build(config_file: Path, env: dict[str, str] | None = None) -> BuildResult:
     """Build in a fresh interpreter and return what it measured."""
     environment = {**os.environ, KEY_ENV: "sk-bench-0123456789", **(env or {})}
-    environment.pop("AIGEN_CONCURRENCY", None)
-    environment.pop("AIGEN_OFFLINE", None)
+    for name in (
+        "AIGEN_CONCURRENCY",
+        "AIGEN_OFFLINE",
+        *(k for k, v in (env or {}).items() if not v),
+    ):
+        environment.pop(name, None)
     process = subprocess.run(
         [sys.executable, "-m", "benchmarks.throughput", "--run-one", str(config_file)],
         cwd=ROOT,
@@ -335,89 +338,367 @@ def ideal_schedule(delays: Sequence[float], slots: int) -> float:
 
 # --------------------------------------------------------------------------- scenarios
 
+#: The generated site of the network scenarios: N = PAGES x SECTIONS sections.
+PAGES, SECTIONS = 20, 10
+LATENCY, JITTER, CONCURRENCY = 0.5, 0.3, 32
+#: (b) and (e): the server's RPM; 200 requests then need 20 s.
+RPM = 600
+#: (c): the server's TPM. The site's 200 requests charge 127,100 tokens (prompt tokens by
+#: the server's ceil(chars / 4) plus max_tokens), so this needs about 20 s.
+TPM = 381_300
+#: (d): pages x sections of the cached rebuild.
+CACHED_PAGES, CACHED_SECTIONS = 50, 10
+#: Builds per side in (d), and cached rebuilds after each cold build.
+REPEATS = 5
+
 
 @dataclass
 class Row:
-    """One line of the table."""
+    """One line of the table, and the targets it is checked against."""
 
-    name: str
+    scenario: str
+    sections: int
     wall: float
-    t_min: float | None = None
+    bound: float
     ideal: float | None = None
     sequential: float | None = None
-    requests: int = 0
     throttled: int = 0
-    cpu_per_section_ms: float | None = None
-    note: str = ""
+    requests: int = 0
+    cpu_us: float | None = None
     checks: list[tuple[str, bool]] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def met(self) -> bool:
+        """Whether every check of the row holds."""
+        return all(ok for _, ok in self.checks)
 
 
-LATENCY, JITTER, CONCURRENCY = 0.5, 0.3, 32
+class Bench:
+    """Runs the scenarios in one scratch folder and collects the rows."""
 
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        # Bytecode goes to a scratch folder: the environment may forbid writing it next to
+        # the sources (PYTHONDONTWRITEBYTECODE), and an installed plugin has its .pyc files.
+        self.env = {"PYTHONPYCACHEPREFIX": str(work / "pycache"), "PYTHONDONTWRITEBYTECODE": ""}
+        self.rows: list[Row] = []
+        self._import_cpu: float | None = None
 
-def scenario_cold(
-    work: Path,
-    name: str,
-    *,
-    pages: int,
-    sections: int,
-    server_rpm: float | None = None,
-    server_tpm: float | None = None,
-    rpm: float | None = None,
-    tpm: float | None = None,
-) -> tuple[Row, Path, Server | None, Traffic]:
-    """A cold build (empty cache) of a generated site against a fresh server."""
-    root = work / name
-    options = plugin_options("", CONCURRENCY)
-    with fake_server(latency=LATENCY, jitter=JITTER, rpm=server_rpm, tpm=server_tpm) as server:
-        options["base_url"] = server.url
+    def build(self, config: Path, **env: str) -> BuildResult:
+        """One build in a fresh interpreter."""
+        return build(config, {**self.env, **env})
+
+    def warm_up(self) -> None:
+        """One tiny build that sends a request, so every module has its bytecode cached
+        before anything is timed (as after ``pip install``)."""
+        with fake_server(latency=0.0, jitter=0.0) as server:
+            config = write_site(
+                self.work / "warm-up", pages=1, sections=1, plugin=plugin_options(server.url, 1)
+            )
+            self.build(config)
+        config = write_site(
+            self.work / "warm-up-plain",
+            pages=1,
+            sections=1,
+            plugin=None,
+            inlined={"page-001.md": "# Page\n\nText.\n"},
+        )
+        self.build(config)
+
+    def import_cpu(self) -> float:
+        """CPU seconds of ``import openai`` in a fresh process (best of three)."""
+        if self._import_cpu is None:
+            code = (
+                "import time, mkdocs.commands.build, mkdocs.config\n"
+                "t = time.process_time()\nimport openai\nprint(time.process_time() - t)"
+            )
+            runs = []
+            for _ in range(3):
+                out = subprocess.run(
+                    [sys.executable, "-c", code],
+                    env={**os.environ, **self.env},
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                runs.append(float(out.stdout.strip()))
+            self._import_cpu = min(runs)
+        return self._import_cpu
+
+    # -- network scenarios ---------------------------------------------------------------
+
+    def cold(
+        self,
+        name: str,
+        *,
+        concurrency: int = CONCURRENCY,
+        server_rpm: float | None = None,
+        server_tpm: float | None = None,
+        rpm: float | None = None,
+        tpm: float | None = None,
+    ) -> tuple[BuildResult, Traffic, Path]:
+        """A build with an empty cache against a fresh server; checks every section."""
+        options = plugin_options("", concurrency)
         if rpm:
             options["rpm"] = rpm
         if tpm:
             options["tpm"] = tpm
-        config = write_site(root, pages=pages, sections=sections, plugin=options)
-        result = build(config)
-        traffic = Traffic.of(server.log())
-    bound = traffic.t_min(CONCURRENCY, server_rpm, server_tpm)
-    row = Row(
-        name,
-        result.wall,
-        t_min=bound,
-        requests=traffic.total,
-        throttled=traffic.throttled,
+        with fake_server(latency=LATENCY, jitter=JITTER, rpm=server_rpm, tpm=server_tpm) as server:
+            options["base_url"] = server.url
+            config = write_site(self.work / name, pages=PAGES, sections=SECTIONS, plugin=options)
+            result = self.build(config)
+            traffic = Traffic.of(server.log())
+        return result, traffic, config
+
+    def cached_rebuilds(self, config: Path, runs: int = 3) -> tuple[float, float]:
+        """(median wall, least CPU) of fully cached rebuilds (the server is gone by now:
+        a request would fail the check for missing sections)."""
+        results = [self.build(config) for _ in range(runs)]
+        for result in results:
+            if result.openai_imported:
+                raise RuntimeError("a fully cached build imported the OpenAI SDK")
+        return statistics.median(r.wall for r in results), min(r.cpu for r in results)
+
+    def network_row(
+        self,
+        scenario: str,
+        result: BuildResult,
+        traffic: Traffic,
+        config: Path,
+        *,
+        rpm: float | None,
+        tpm: float | None,
+    ) -> tuple[Row, float]:
+        """The row of a cold build; also returns the cached rebuild's wall."""
+        sections = PAGES * SECTIONS
+        bound = traffic.t_min(CONCURRENCY, rpm, tpm)
+        cached_wall, cached_cpu = self.cached_rebuilds(config)
+        generated = len(traffic.answered)
+        cpu = (result.cpu - cached_cpu - self.import_cpu()) / max(1, generated)
+        row = Row(
+            scenario,
+            sections,
+            result.wall,
+            bound,
+            throttled=traffic.throttled,
+            requests=traffic.total,
+            cpu_us=cpu * 1e6,
+        )
+        missing = missing_sections(config.parent, PAGES, SECTIONS)
+        row.checks.append((f"every section present ({missing} missing)", missing == 0))
+        row.checks.append((f"CPU per generated section {cpu * 1e3:.2f} ms <= 2 ms", cpu <= 0.002))
+        if traffic.first_start is not None and traffic.last_end is not None:
+            row.details.append(
+                f"start-up to first request {traffic.first_start - result.start:.2f} s, "
+                f"requests {traffic.last_end - traffic.first_start:.2f} s, "
+                f"last answer to end of build {result.end - traffic.last_end:.2f} s; "
+                f"cached rebuild {cached_wall:.2f} s; build CPU {result.cpu:.2f} s "
+                f"(cached {cached_cpu:.2f} s, import openai {self.import_cpu():.2f} s)"
+            )
+        return row, cached_wall
+
+    def scenario_a(self, sequential: bool) -> None:
+        """No limit: against the ideal schedule and the sequential build."""
+        result, traffic, config = self.cold("a")
+        row, cached_wall = self.network_row("a", result, traffic, config, rpm=None, tpm=None)
+        row.ideal = ideal_schedule(traffic.delays, CONCURRENCY)
+        limit = 1.15 * (cached_wall + row.ideal)
+        row.checks.append(
+            (
+                f"wall {row.wall:.2f} <= 1.15 x (cached {cached_wall:.2f} + ideal "
+                f"{row.ideal:.2f}) = {limit:.2f}",
+                row.wall <= limit,
+            )
+        )
+        if sequential:
+            seq, _, seq_config = self.cold("a-sequential", concurrency=1)
+            missing = missing_sections(seq_config.parent, PAGES, SECTIONS)
+            row.sequential = seq.wall
+            speedup = seq.wall / row.wall
+            row.checks.append(
+                (
+                    f"speedup {speedup:.1f} >= 0.75 x C = {0.75 * CONCURRENCY:g}",
+                    speedup >= 0.75 * CONCURRENCY and missing == 0,
+                )
+            )
+        self.rows.append(row)
+
+    def scenario_limited(self, scenario: str, *, rpm: float | None, tpm: float | None) -> None:
+        """(b), (c): a limit that binds, configured exactly as the server's."""
+        result, traffic, config = self.cold(
+            scenario, server_rpm=rpm, server_tpm=tpm, rpm=rpm, tpm=tpm
+        )
+        row, _ = self.network_row(scenario, result, traffic, config, rpm=rpm, tpm=tpm)
+        limit = 1.15 * row.bound
+        row.checks.append((f"wall {row.wall:.2f} <= 1.15 x T_min = {limit:.2f}", row.wall <= limit))
+        share = row.throttled / max(1, row.requests)
+        row.checks.append((f"429s {share:.1%} <= 1 %", share <= 0.01))
+        self.rows.append(row)
+
+    def scenario_e(self) -> None:
+        """The server's RPM is half the configured one: the limiter must learn it."""
+        result, traffic, config = self.cold("e", server_rpm=RPM, rpm=2 * RPM)
+        row, _ = self.network_row("e", result, traffic, config, rpm=RPM, tpm=None)
+        limit = 1.5 * row.bound
+        row.checks.append(
+            (f"wall {row.wall:.2f} <= 1.5 x T_min (real limit) = {limit:.2f}", row.wall <= limit)
+        )
+        self.rows.append(row)
+
+    # -- (d) -------------------------------------------------------------------------------
+
+    def scenario_d(self) -> None:
+        """A fully cached rebuild against MkDocs alone on the same, already inlined, text."""
+        root = self.work / "d"
+        root.mkdir(parents=True, exist_ok=True)
+        hook = root / "capture_hook.py"
+        hook.write_text(CAPTURE_HOOK, encoding="utf-8")
+        captured = root / "captured"
+        pages, sections = CACHED_PAGES, CACHED_SECTIONS
+        with fake_server(latency=0.0, jitter=0.0) as server:
+            options = plugin_options(server.url, CONCURRENCY)
+            config = write_site(
+                root / "site", pages=pages, sections=sections, plugin=options, hooks=[str(hook)]
+            )
+            self.build(config, AIGEN_BENCH_CAPTURE=str(captured))
+        # The same site without the hook; the server is gone, so a request would show.
+        config = write_site(root / "site", pages=pages, sections=sections, plugin=options)
+        inlined = {path.name: path.read_text(encoding="utf-8") for path in captured.glob("*.md")}
+        plain = write_site(
+            root / "plain", pages=pages, sections=sections, plugin=None, inlined=inlined
+        )
+        cached_runs, plain_runs = [], []
+        for _ in range(REPEATS):  # interleaved, so a noisy moment hits both sides
+            cached_runs.append(self.build(config))
+            plain_runs.append(self.build(plain))
+        cached_wall = statistics.median(r.wall for r in cached_runs)
+        plain_wall = statistics.median(r.wall for r in plain_runs)
+        total = pages * sections
+        cpu = (min(r.cpu for r in cached_runs) - min(r.cpu for r in plain_runs)) / total
+        row = Row("d", total, cached_wall, plain_wall, cpu_us=cpu * 1e6)
+        missing = missing_sections(root / "site", pages, sections)
+        row.checks.append((f"every section present ({missing} missing)", missing == 0))
+        imported = any(r.openai_imported for r in cached_runs)
+        row.checks.append((f"openai imported: {imported}", not imported))
+        ratio = cached_wall / plain_wall
+        row.checks.append((f"cached / plain {ratio:.3f} <= 1.10", ratio <= 1.10))
+        row.details.append(
+            "walls (s) cached "
+            + " ".join(f"{r.wall:.3f}" for r in cached_runs)
+            + " | plain "
+            + " ".join(f"{r.wall:.3f}" for r in plain_runs)
+            + f"; best-of-{REPEATS} ratio "
+            f"{min(r.wall for r in cached_runs) / min(r.wall for r in plain_runs):.3f}"
+        )
+        self.rows.append(row)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The results as a Markdown table, then the checks and details of every row."""
+    head = (
+        "| scenario | sections | wall s | bound s | wall / bound | ideal s | sequential s "
+        "| speedup | 429s / requests | plugin CPU / section |"
     )
-    missing = missing_sections(root, pages, sections)
-    row.checks.append((f"every section present ({missing} missing)", missing == 0))
-    row.note = f"first request {traffic.first_start - result.start:.2f}s after start" if (
-        traffic.first_start is not None
-    ) else ""
-    _ = result
-    return row, config, None, traffic
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for row in rows:
+        speedup = f"{row.sequential / row.wall:.1f}x" if row.sequential else "-"
+        cpu = "-" if row.cpu_us is None else f"{row.cpu_us:.0f} us"
+        lines.append(
+            f"| {row.scenario} | {row.sections} | {row.wall:.2f} | {row.bound:.2f} "
+            f"| {row.wall / row.bound:.3f} | "
+            + (f"{row.ideal:.2f}" if row.ideal is not None else "-")
+            + " | "
+            + (f"{row.sequential:.2f}" if row.sequential is not None else "-")
+            + f" | {speedup} | {row.throttled} / {row.requests} | {cpu} |"
+        )
+    lines.append("")
+    for row in rows:
+        verdict = "met" if row.met else "NOT MET"
+        lines.append(f"{row.scenario}: {verdict}")
+        lines.extend(f"  [{'x' if ok else ' '}] {text}" for text, ok in row.checks)
+        lines.extend(f"  {detail}" for detail in row.details)
+    return "\n".join(lines)
+
+
+DESCRIPTION = f"""\
+a: {PAGES * SECTIONS} sections, L = {LATENCY} s +/- {JITTER:.0%}, C = {CONCURRENCY}, no limit \
+(bound: T_min; ideal: longest first over C slots, latencies known)
+b: as a, server and config RPM {RPM}
+c: as a, server and config TPM {TPM}
+d: fully cached rebuild of {CACHED_PAGES * CACHED_SECTIONS} sections \
+(bound: plain mkdocs build, text inlined; medians of {REPEATS})
+e: as a, server RPM {RPM}, configured {2 * RPM} (bound: T_min at the server's real limit)
+plugin CPU / section: a-c, e: (build CPU - cached rebuild CPU - import openai) / requests; \
+d: (cached - plain) / sections"""
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the scenarios, or (``--run-one``) one build in this process."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--only", default="a,b,c,d,e", help="comma-separated scenarios")
-    parser.add_argument("--run-one", metavar="MKDOCS_YML", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-sequential", action="store_true", help="skip the ~100 s sequential build of (a)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated sites")
+    parser.add_argument("--run-one", metavar="MKDOCS_YML", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.run_one:
         print("RESULT " + json.dumps(run_one(options.run_one)), flush=True)
         return 0
+    chosen = [s.strip() for s in options.only.split(",") if s.strip()]
+    unknown = set(chosen) - set("abcde")
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     work = Path(tempfile.mkdtemp(prefix="aigen-bench-"))
+    bench = Bench(work)
+    started = time.monotonic()
     try:
-        row, config, _, traffic = scenario_cold(work, "a", pages=20, sections=10)
-        print(row, ideal_schedule(traffic.delays, CONCURRENCY))
-        cached = build(config)
-        print("cached", cached.wall, cached.cpu, cached.openai_imported)
+        bench.warm_up()
+        for scenario in chosen:
+            if scenario == "a":
+                bench.scenario_a(sequential=not options.no_sequential)
+            elif scenario == "b":
+                bench.scenario_limited("b", rpm=RPM, tpm=None)
+            elif scenario == "c":
+                bench.scenario_limited("c", rpm=None, tpm=TPM)
+            elif scenario == "d":
+                bench.scenario_d()
+            else:
+                bench.scenario_e()
+            print(f"  ({scenario} done after {time.monotonic() - started:.0f} s)", file=sys.stderr)
     finally:
-        if not options.keep:
+        if options.keep:
+            print(f"sites kept in {work}", file=sys.stderr)
+        else:
             shutil.rmtree(work, ignore_errors=True)
-    return 0
+    print(f"{platform_line()}\n{DESCRIPTION}\n")
+    print(format_table(bench.rows))
+    return 0 if all(row.met for row in bench.rows) else 1
+
+
+def platform_line() -> str:
+    """The machine, for the record."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
 
 
 if __name__ == "__main__":
     sys.exit(main())
-
-_ = (statistics, textwrap)

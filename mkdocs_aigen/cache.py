@@ -95,6 +95,10 @@ class ResponseCache:
             return iter(())
         return (str(key) for key in self._cache.iterkeys())
 
+    def __iter__(self) -> Iterator[str]:
+        """Every key in the cache (``for key in cache``, as ``cache prune`` does)."""
+        return self.keys()
+
     def delete(self, key: str) -> None:
         """Drop one entry."""
         if self._cache is not None:

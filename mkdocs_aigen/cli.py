@@ -57,7 +57,7 @@ class Project:
 def load_project(config_file: str | None) -> Project:
     """Load ``mkdocs.yml``, its ``aigen`` options, stubs and nav, without building."""
     from mkdocs.config import load_config
-    from mkdocs.exceptions import ConfigurationError
+    from mkdocs.exceptions import Abort, ConfigurationError
     from mkdocs.structure.files import get_files
     from mkdocs.structure.nav import get_navigation
 
@@ -66,9 +66,11 @@ def load_project(config_file: str | None) -> Project:
     from mkdocs_aigen.prompts import TemplateError
     from mkdocs_aigen.stubs import StubError
 
+    # An invalid option makes MkDocs log it and raise Abort, a SystemExit with code 1:
+    # caught too, so a config mistake exits 2 like every other user mistake.
     try:
         config = load_config(config_file=config_file)
-    except (ConfigurationError, OSError) as error:
+    except (ConfigurationError, Abort, OSError) as error:
         raise CliError(f"cannot load the MkDocs config: {error}") from None
     plugin = config.plugins.get("aigen")
     if plugin is None:
@@ -238,7 +240,7 @@ def command_cache(project: Project, arguments: argparse.Namespace) -> int:
             run_pipelines(project, engine)
             engine.cache.close()
             needed = engine.keys_seen
-            stale = [key for key in cache.keys() if key not in needed]
+            stale = [key for key in cache if key not in needed]
             for key in stale:
                 cache.delete(key)
             print(f"removed {len(stale)} entries no current stub needs; kept {len(needed)}")
@@ -258,6 +260,7 @@ def command_lock(project: Project, arguments: argparse.Namespace) -> int:
     if arguments.check:
         return _check_lock(project)
     stats = BuildStats()
+    stats.sections_total = sum(setup.count_sections(job.stub) for job in project.jobs)
     engine = Engine(
         concurrency=setup.concurrency,
         cache=ResponseCache(setup.cache_dir, log.warning),
@@ -266,6 +269,8 @@ def command_lock(project: Project, arguments: argparse.Namespace) -> int:
         limiter=setup.make_limiter(),
         store=setup.lock,
         offline_reason=setup.offline_reason,
+        max_retries=setup.max_retries,
+        timeout=setup.timeout,
     )
     try:
         results = run_pipelines(project, engine)

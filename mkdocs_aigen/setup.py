@@ -51,6 +51,9 @@ class Setup:
     tpm: int | None = None
     max_parallel: int | None = None
     engine_identity: tuple[Any, ...] = field(default=())
+    #: Retries per request and seconds per attempt (the command line's engines need them too).
+    max_retries: int = 5
+    timeout: float = 120.0
 
     def make_limiter(self) -> RateLimiter:
         """The shared limiter; the in-process model runs one generation at a time."""
@@ -154,6 +157,8 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         tpm=options.tpm,
         max_parallel=max_parallel,
         engine_identity=identity,
+        max_retries=options.max_retries,
+        timeout=float(options.timeout),
     )
 
 
@@ -227,7 +232,9 @@ def _backend(options: AigenConfig, root: Path) -> Backend_:
             from mkdocs_aigen.backends.openai_backend import OpenAIBackend
 
             # A local server (Ollama, llama.cpp) needs no key, but the SDK insists on one.
-            return OpenAIBackend(api_key=api_key or "unused", base_url=base_url, timeout=timeout)
+            return OpenAIBackend(
+                api_key=api_key or "unused", base_url=base_url, timeout=timeout, key_env=key_name
+            )
 
         return "openai", make_openai, None, None, None
     if provider == "local":

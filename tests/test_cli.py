@@ -161,7 +161,9 @@ def test_lock_then_offline_build_from_it_is_byte_identical(
     assert result.returncode == 0, result.stderr
     assert server.count() == sent
     lock_path = site.root / "aigen.lock"
-    assert f"wrote {lock_path}: 14 entries" in result.stdout
+    assert result.stdout.startswith(
+        f"wrote {lock_path}: 14 entries (12 sections, 14 cache/lock hits, 0 requests,"
+    )
     first = lock_path.read_bytes()
 
     # Human-readable YAML: comments that say what to do, one entry per section with
@@ -183,10 +185,9 @@ def test_lock_then_offline_build_from_it_is_byte_identical(
     assert [e["path"] for e in tour["sections"]] == sorted(
         ["Why Foo", "Features", "Features > Part 1", "Features > Part 2", "Next steps"]
     )
-    assert tour["outlines"] == [
-        {"path": "Features", "hash": tour["outlines"][0]["hash"], "model": "test-model"}
-        | {"titles": ["Part 1", "Part 2"]}
-    ]
+    [outline] = tour["outlines"]
+    assert list(outline) == ["path", "hash", "model", "titles"]
+    assert (outline["path"], outline["titles"]) == ("Features", ["Part 1", "Part 2"])
     assert "Polished text for Why Foo." in tour["polish"]["text"]
     assert "text: |" in text  # literal blocks: a diff shows changed lines, not one long one
 
@@ -267,14 +268,10 @@ def test_lock_check_and_the_diff_of_one_stub_change(lsite: Site, server: FakeOpe
         for line in difflib.unified_diff(old_lines, new_lines, lineterm="", n=0)
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
     ]
-    assert [line[1:].split(":")[0].strip() for line in changed if "hash:" in line] == [
-        "hash",
-        "hash",
-    ]
-    assert all(
-        line[1:].startswith(("      hash: ", "        Text for The config file > Secrets."))
-        for line in changed
-    ), changed
+    # One hash line out, one in; the rest is the section's own text.
+    assert [line[0] for line in changed if line[1:].startswith("      hash: ")] == ["-", "+"]
+    text_line = "        Text for The config file > Secrets."
+    assert all(line[1:].startswith(("      hash: ", text_line)) for line in changed), changed
 
 
 def test_lock_with_a_failed_section_says_so_and_exits_1(lsite: Site, server: FakeOpenAI) -> None:
@@ -287,6 +284,35 @@ def test_lock_with_a_failed_section_says_so_and_exits_1(lsite: Site, server: Fak
     written = yaml.safe_load((site.root / "aigen.lock").read_text(encoding="utf-8"))
     paths = [e["path"] for e in written["pages"]["guide.md"]["sections"]]
     assert "The config file > Secrets" not in paths and len(paths) == 6
+
+
+def test_author_edit_of_a_polished_page_goes_in_its_polish_entry(
+    lsite: Site,
+    server: FakeOpenAI,
+    warnings: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A polished page shows its ``polish`` text: that is the entry an author edits."""
+    site = lsite
+    site.build()
+    assert aigen(site, "lock").returncode == 0
+    sent = server.count()
+    lock_path = site.root / "aigen.lock"
+    text = lock_path.read_text(encoding="utf-8")
+    polished = "        Polished text for Why Foo."
+    assert text.count(polished) == 1
+    lock_path.write_text(text.replace(polished, "        Hand-polished: why Foo."), "utf-8")
+
+    monkeypatch.setenv("AIGEN_OFFLINE", "1")
+    warnings.clear()
+    site.build(strict=True)
+    assert server.count() == sent
+    html = site.html("tour.md")
+    assert "Hand-polished: why Foo." in html
+    assert "Polished text for Why Foo." not in html
+    assert "Polished text for Next steps." in html
+    assert warning_messages(warnings) == []
+    assert aigen(site, "lock", "--check").returncode == 0
 
 
 # -- plan ---------------------------------------------------------------------------------
@@ -429,3 +455,18 @@ def test_usage_errors_exit_2(site: Site, tmp_path: Path) -> None:
     _one_line_error(aigen(site, "plan", "--prices", str(prices)), "'test-model': expected")
     site.page("bad.md", "---\naigen:\n  brief: x\n  words: -3\n  outline: [A]\n---\n# Bad\n")
     _one_line_error(aigen(site, "plan"), "bad.md: 'aigen.words'")
+
+
+def test_invalid_option_exits_2_after_mkdocs_names_it(site: Site) -> None:
+    site.page("guide.md", GUIDE)
+    site.plugin["concurrency"] = "many"
+    result = aigen(site, "plan")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert "option 'concurrency': Expected type" in lines[0]
+    assert (
+        lines[-1]
+        == "mkdocs-aigen: cannot load the MkDocs config: Aborted with a configuration error!"
+    )

@@ -8,14 +8,22 @@ long anything took.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from html import escape
+from pathlib import Path
 from typing import Any
 
 import pytest
+from mkdocs.exceptions import MkDocsException
 
 from tests.conftest import Site, warning_messages
 from tests.fake_server import FakeOpenAI, Reply, RequestRecord, default_responder
@@ -243,3 +251,192 @@ def test_attempts_per_section_are_bounded_by_max_retries(
     messages = [m for m in warning_messages(warnings) if "Topic 0-1" in m]
     assert len(messages) == 1
     assert outcome in {r.outcome for r in broken} or outcome == "ok"
+
+
+# -- nothing paid for is lost ------------------------------------------------------------
+
+
+def _ok_sections(records: list[RequestRecord]) -> set[tuple[str, str]]:
+    return {section_of(r) for r in records if r.stage == "section" and r.outcome == "ok"}
+
+
+def _build_process(site: Site) -> subprocess.Popen[str]:
+    site.write_config()
+    return subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "build", "-f", str(site.config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+
+
+def _wait_until(condition: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    """Poll ``condition``; fail (not hang) if the build ends first or it takes too long."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert process.poll() is None, "the build ended before the test could interrupt it"
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.01)
+
+
+def test_interrupted_build_stops_and_the_next_one_sends_only_what_is_missing(
+    site: Site, server: FakeOpenAI
+) -> None:
+    server.configure(latency=0.3)
+    site.plugin.update(concurrency=4, cache_dir=str(site.root / "cache"))
+    expected = write_pages(site, pages=2, sections=20)
+    process = _build_process(site)
+    try:
+        _wait_until(lambda: server.count(outcome="ok") >= 8, process)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=15)  # stops; never hangs
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode != 0
+    assert "Traceback" not in stderr
+    time.sleep(0.5)  # anything still coming would arrive now
+    first = server.log
+    answered = _ok_sections(first)
+    # Queued work was cancelled: far from every section was asked for.
+    assert 8 <= len(first) < len(expected)
+    assert all(r.outcome == "ok" for r in first)
+
+    result = site.cli("build")
+    assert result.returncode == 0, result.stderr
+    second = server.log[len(first) :]
+    asked_again = [section_of(r) for r in second if r.stage == "section"]
+    all_sections = {(f"Page {int(name[1:4])}", title) for name, title in expected}
+    # Exactly the sections whose first request never got an answer, each once.
+    assert sorted(asked_again) == sorted(all_sections - answered)
+    assert missing_sections(site, expected) == []
+    report = json.loads((site.root / "site" / "aigen-report.json").read_text())
+    assert report["stages"]["section"]["cache_hits"] == len(answered)
+
+
+def test_two_builds_sharing_one_cache_both_succeed(
+    site: Site, server: FakeOpenAI, tmp_path: Path
+) -> None:
+    server.configure(latency=0.02)
+    site.plugin.update(concurrency=8, cache_dir=str(tmp_path / "shared-cache"))
+    expected = write_pages(site, pages=4, sections=10)
+    twin = Site(tmp_path / "twin", dict(site.plugin))
+    write_pages(twin, pages=4, sections=10)
+    processes = [_build_process(site), _build_process(twin)]
+    outputs = []
+    for process in processes:
+        try:
+            outputs.append(process.communicate(timeout=120))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr
+        assert "WARNING" not in stderr, stderr
+    assert missing_sections(site, expected) == []
+    assert missing_sections(twin, expected) == []
+    # Both asked at once, so some sections may be paid twice, but never more.
+    sections = Counter(section_of(r) for r in server.records(stage="section"))
+    assert len(sections) == len(expected) and max(sections.values()) <= 2
+    # And the shared cache holds every answer: a third build sends nothing.
+    before = len(server.log)
+    result = site.cli("build")
+    assert result.returncode == 0 and len(server.log) == before
+
+
+@pytest.mark.parametrize("damage", ["garbage-database", "garbage-after-use", "file-not-folder"])
+def test_broken_cache_degrades_to_no_cache_with_one_warning(
+    site: Site, server: FakeOpenAI, warnings: pytest.LogCaptureFixture, damage: str
+) -> None:
+    cache_dir = site.root / "cache"
+    site.plugin["cache_dir"] = "cache"
+    expected = write_pages(site, pages=2, sections=5)
+    if damage == "garbage-database":
+        cache_dir.mkdir()
+        (cache_dir / "cache.db").write_bytes(b"this is not sqlite " * 200)
+    elif damage == "garbage-after-use":
+        site.build()
+        (cache_dir / "cache.db").write_bytes(b"\x00\xff garbage " * 500)
+    else:
+        cache_dir.write_text("a file where the cache folder should be", encoding="utf-8")
+    warnings.clear()
+    before = len(server.log)
+    site.build()
+    assert missing_sections(site, expected) == []
+    assert len(server.log) - before == len(expected)  # every section generated afresh
+    messages = warning_messages(warnings)
+    assert len(messages) == 1, messages
+    assert "cache" in messages[0] and str(cache_dir) in messages[0]
+    assert "continuing without a cache" in messages[0]
+
+
+# -- fail fast where retrying is pointless ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"required_key": "sk-some-other-key-000000"}, ("HTTP 401", "$AIGEN_TEST_KEY")),
+        ({"models": ["real-model"]}, ("HTTP 404", "test-model", "`model`")),
+    ],
+    ids=["wrong-key", "unknown-model"],
+)
+def test_fatal_answer_stops_all_work_with_one_message(
+    site: Site,
+    server: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+    settings: dict[str, Any],
+    expected: tuple[str, ...],
+) -> None:
+    caplog.set_level(logging.INFO)
+    server.configure(latency=0.05, **settings)
+    site.plugin.update(concurrency=4, max_retries=5)
+    write_pages(site, pages=5, sections=10)
+    with pytest.raises(MkDocsException):
+        site.build()
+    # Only the requests already in flight when the first answer came: no retry storm.
+    assert 1 <= len(server.log) <= 4
+    assert {r.status for r in server.log} == {int(expected[0].split()[1])}
+    problems = [
+        r.getMessage()
+        for r in caplog.records
+        # MkDocs itself adds "Error reading page 'x.md':" before any error of that event.
+        if r.levelno >= logging.WARNING and not r.getMessage().startswith("Error reading page")
+    ]
+    assert len(problems) == 1, problems
+    assert all(part in problems[0] for part in expected), problems[0]
+    assert "generation stopped" in problems[0]
+
+
+def test_fatal_answer_on_the_command_line_is_one_line(site: Site, server: FakeOpenAI) -> None:
+    server.configure(required_key="sk-some-other-key-000000")
+    write_pages(site, pages=3, sections=6)
+    result = site.cli("build")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "401" in line]
+    assert len(lines) == 1 and "AIGEN_TEST_KEY" in lines[0]
+    assert len(server.log) <= 4
+
+
+def test_lock_command_keeps_to_max_retries_too(
+    site: Site, server: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mkdocs_aigen.cli import main as aigen_main
+
+    def responder(body: dict[str, Any], record: RequestRecord) -> str | Reply:
+        if "Section: Topic 0-1\n" in body["messages"][-1]["content"]:
+            return Reply("upstream broke", status=500)
+        return default_responder(body, record)
+
+    server.responder = responder
+    site.plugin.update(max_retries=1, lock="aigen.lock")
+    write_pages(site, pages=1, sections=3)
+    site.write_config()
+    assert aigen_main(["-f", str(site.config_file), "lock"]) == 1
+    assert "not locked: p000.md: Topic 0-1: HTTP 500" in capsys.readouterr().out
+    broken = [r for r in server.records(stage="section") if section_of(r)[1] == "Topic 0-1"]
+    assert len(broken) == 2  # max_retries from mkdocs.yml, not the default 5

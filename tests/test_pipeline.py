@@ -13,7 +13,6 @@ import re
 import threading
 from collections import Counter
 from html import escape
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -372,7 +371,9 @@ def _short_section(section: str, draft_words: int, augment_words: int | None = N
 
 
 def test_prompt_asks_for_target_plus_compensation(site: Site, server: FakeOpenAI) -> None:
-    site.page("guide.md", WORDS_PAGE.replace("words: 100\n    - Closing", "words: 60\n    - Closing"))
+    site.page(
+        "guide.md", WORDS_PAGE.replace("words: 100\n    - Closing", "words: 60\n    - Closing")
+    )
     site.build()
     asked = {section_of(r): last_user(r.body or {}) for r in server.records(stage="section")}
     assert "Write about 115 words" in asked["Overview"]  # 100 * 1.15
@@ -462,6 +463,7 @@ def test_section_at_min_ratio_is_not_augmented(site: Site, server: FakeOpenAI) -
 
 # --------------------------------------------------------------------------- 4. polish
 
+
 def _polish_page(extra: str = "  polish: true\n", title: str = "Guide") -> str:
     return stub_page(
         "    - Overview\n    - Details: [First, Second]\n    - Closing\n", extra=extra, title=title
@@ -536,8 +538,10 @@ def _drop_heading(text: str) -> str:
 
 def _shrink(text: str) -> str:
     # Headings intact, but every paragraph cut to its first sentence.
-    lines = [line.split(".")[0] + ". POLISHED" if line and line[0] != "#" else line
-             for line in text.splitlines()]
+    lines = [
+        line.split(".")[0] + ". POLISHED" if line and line[0] != "#" else line
+        for line in text.splitlines()
+    ]
     return "\n".join(lines)
 
 
@@ -599,6 +603,9 @@ def test_polish_wrapped_in_a_fence_is_unwrapped(site: Site, server: FakeOpenAI) 
 
 # --------------------------------------------------------------------------- 5. review
 
+POLISH_FREE_PAGE = stub_page("    - Overview\n    - Details: [First, Second]\n")
+
+
 CRITERIA = {"accuracy": "Facts agree with the brief.", "clarity": "A newcomer can follow it."}
 
 
@@ -643,9 +650,6 @@ def test_votes_are_averaged_into_the_report(
     assert report(site)["pages"]["guide.md"]["regenerated"] is False
     lines = [r.getMessage() for r in warnings.records if "review" in r.getMessage()]
     assert any("guide.md" in m and "accuracy 6.0" in m and "clarity 9.3" in m for m in lines)
-
-
-POLISH_FREE_PAGE = stub_page("    - Overview\n    - Details: [First, Second]\n")
 
 
 def test_low_score_is_a_warning_and_fails_strict(

@@ -38,11 +38,15 @@ class OpenAIBackend:
     name = "openai"
     max_parallel: int | None = None
 
-    def __init__(self, *, api_key: str, base_url: str | None, timeout: float) -> None:
+    def __init__(
+        self, *, api_key: str, base_url: str | None, timeout: float, key_env: str | None = None
+    ) -> None:
         import openai  # slow to import: only builds that send requests pay for it
 
         self._openai = openai
         self._secret = api_key
+        #: The variable the key came from, named in a 401/403 (the key itself never is).
+        self._key_env = key_env
         self._client = openai.OpenAI(
             api_key=api_key,
             base_url=base_url,
@@ -121,7 +125,8 @@ class OpenAIBackend:
                 kind = "retryable"
             elif status in (401, 403):
                 kind = "fatal"
-                message += " (check the API key in the variable named by `api_key_env`)"
+                where = f"${self._key_env}, " if self._key_env else ""
+                message += f" (check the API key in {where}the variable named by `api_key_env`)"
             elif status == 404:
                 kind = "fatal"
                 message += " (check `model` and `base_url`)"
