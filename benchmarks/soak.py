@@ -201,17 +201,17 @@ def table(rows: list[tuple[str, str]]) -> str:
     return "\n".join(f"  {name:<{width}}  {value}" for name, value in rows)
 
 
-def soak(pages: int, sections: int, keep: bool) -> int:
+def soak(pages: int, sections: int, keep: bool, faults: bool = True) -> int:
     from tests.fake_server import admin_call, start_process
 
     total = pages * sections
-    server, base_url = start_process(
-        [
-            "--latency", "0.05", "--jitter", "0.5", "--seed", "2024",
+    arguments = ["--latency", "0.05", "--jitter", "0.5", "--seed", "2024"]
+    if faults:
+        arguments += [
             "--fail-rate", "0.10", "--drop-rate", "0.02",
             "--slow-rate", "0.01", "--slow-seconds", str(SLOW_SECONDS),
-        ]
-    )  # fmt: skip
+        ]  # fmt: skip
+    server, base_url = start_process(arguments)
     workdir = Path(tempfile.mkdtemp(prefix="aigen-soak-"))
     try:
         config_file = write_site(workdir, pages=pages, sections=sections, base_url=base_url)
@@ -231,6 +231,8 @@ def soak(pages: int, sections: int, keep: bool) -> int:
                 {"storm": {"count": second, "retry_after": 0.2}},
             ),
         ]
+        if not faults:
+            steps = []
         env = {**os.environ, KEY_ENV: "sk-soak-0000000000000000"}
         print(
             f"soak: {pages} pages x {sections} sections = {total}, concurrency 32, "
@@ -288,7 +290,7 @@ def soak(pages: int, sections: int, keep: bool) -> int:
         ),
         ("replies slower than timeout", f"{slow}"),
         ("most attempts for one section", f"{worst} (bound: max_retries + 1 = {MAX_RETRIES + 1})"),
-        ("faults injected", "; ".join(schedule.fired)),
+        ("faults injected", "; ".join(schedule.fired) or "none"),
         ("build warnings / errors", f"{build['warnings']} / {build['errors']}"),
         ("peak memory (build process)", f"{build['maxrss_mb']:.0f} MB"),
         ("CPU time (build process)", f"{build['cpu']:.1f} s"),
@@ -322,11 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=100)
     parser.add_argument("--sections", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the generated site")
+    parser.add_argument(
+        "--no-faults", action="store_true", help="the same build without faults, for comparison"
+    )
     parser.add_argument("--build", help=argparse.SUPPRESS)  # the child process
     arguments = parser.parse_args(argv)
     if arguments.build:
         return run_build(arguments.build)
-    return soak(arguments.pages, arguments.sections, arguments.keep)
+    return soak(arguments.pages, arguments.sections, arguments.keep, not arguments.no_faults)
 
 
 if __name__ == "__main__":

@@ -120,7 +120,9 @@ class LockFile:
         """Stable YAML: pages and entries sorted, multi-line text as literal blocks."""
         pages: dict[str, dict[str, Any]] = {}
         order = {"section": 0, "outline": 1, "polish": 2}
-        entries = sorted(self.entries.values(), key=lambda e: (e.page, order[e.kind], e.path))
+        # Pages alphabetically; within a page, sections in outline order (the order the
+        # build produced them), so a reviewer reads the page as it will appear.
+        entries = sorted(self.entries.values(), key=lambda e: (e.page, order[e.kind]))
         for entry in entries:
             page = pages.setdefault(entry.page, {})
             if entry.kind == "section":

@@ -203,6 +203,15 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         """Cancel queued work; answers already received stay in the cache."""
         self._cancel()
 
+    def on_serve(self, server: Any, *, config: MkDocsConfig, builder: Any) -> Any:
+        """Rebuild when the lock file or the context file changes, not only the docs."""
+        setup = self._setup
+        if setup is not None:
+            for path in (setup.lock_path, setup.context_path):
+                if path is not None and path.exists():
+                    server.watch(str(path))
+        return server
+
     def on_shutdown(self) -> None:
         """End of ``build`` or ``serve``: stop the pool and close the cache."""
         if self._engine is not None:

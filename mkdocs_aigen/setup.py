@@ -41,6 +41,8 @@ class Setup:
     cache_dir: Path | None
     lock: LockFile | None
     lock_path: Path | None
+    #: The ``context`` file, when it is one (``mkdocs serve`` watches it).
+    context_path: Path | None
     backend_name: str
     backend_factory: Callable[[], Backend] | None
     #: Short reason why no request is sent, or ``None`` when online.
@@ -88,7 +90,7 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         templates_dir = (root / options.templates_dir).resolve()
         if not templates_dir.is_dir():
             raise SetupError(f"'templates_dir': {templates_dir} is not a readable folder")
-    site_context = _context(options.context, root)
+    site_context, context_path = _context(options.context, root)
 
     lock_path = (root / options.lock).resolve() if options.lock else None
     lock = LockFile.load(lock_path) if lock_path else None
@@ -149,6 +151,7 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         cache_dir=cache_dir,
         lock=lock,
         lock_path=lock_path,
+        context_path=context_path,
         backend_name=backend_name,
         backend_factory=factory,
         offline_reason=reason,
@@ -184,16 +187,16 @@ def _concurrency(configured: int) -> int:
     return configured
 
 
-def _context(value: str | None, root: Path) -> str:
+def _context(value: str | None, root: Path) -> tuple[str, Path | None]:
     """``context:`` is a file when it looks like a path to one, else the text itself."""
     if not value:
-        return ""
+        return "", None
     looks_like_path = "\n" not in value and value.strip().endswith((".md", ".txt", ".markdown"))
     if not looks_like_path:
-        return value.strip()
+        return value.strip(), None
     path = (root / value.strip()).resolve()
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return path.read_text(encoding="utf-8").strip(), path
     except (OSError, UnicodeDecodeError) as error:
         raise SetupError(
             f"'context': cannot read {path} ({error.__class__.__name__}); expected a "
