@@ -42,6 +42,16 @@ def section_of(record: RequestRecord) -> tuple[str, str]:
     return page.group(1), section.group(1)
 
 
+def readable(records: list[RequestRecord]) -> list[RequestRecord]:
+    """Records whose request body the server read.
+
+    A connection cut by ``down_for`` while the server was still reading a body leaves a
+    record without one (answered 400 into a closed socket: the client saw a dropped
+    connection and retried). Such an attempt cannot be attributed to a section.
+    """
+    return [r for r in records if r.body is not None]
+
+
 def stub_page(number: int, sections: int) -> str:
     titles = ", ".join(f"Topic {number}-{i}" for i in range(sections))
     return f"""
@@ -129,7 +139,10 @@ def test_thousand_sections_survive_every_kind_of_fault(site: Site, faulty: FakeO
     server.stop()  # requests still sleeping past the client's timeout log themselves
 
     assert missing_sections(site, expected) == []
-    records = server.records(stage="section")
+    every = server.records(stage="section")
+    records = readable(every)
+    # Unreadable ones are rare: only a request caught mid-body by the outage.
+    assert len(every) - len(records) <= 32
     outcomes = Counter(r.outcome for r in records)
     # Every fault really happened ...
     assert outcomes["500"] >= 50
