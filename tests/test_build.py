@@ -12,34 +12,7 @@ from mkdocs.exceptions import Abort
 
 from tests.conftest import Site, warning_messages
 from tests.fake_server import FakeOpenAI, Reply, RequestRecord, default_responder
-
-GUIDE = """
----
-title: Configuring Foo
-aigen:
-  brief: Explain how to configure Foo for a first deployment.
-  audience: platform engineers new to Foo
-  tone: precise, friendly
-  words: 30
-  outline:
-    - Overview
-    - title: The config file
-      words: 50
-      hint: Show a minimal foo.toml and explain each key.
-      sections:
-        - Environment variables
-        - title: Secrets
-          hint: Never put tokens in foo.toml.
-    - Troubleshooting: [Logs, Common errors]
----
-# Configuring Foo
-
-Hand-written text stays exactly where it is.
-
-<!-- aigen -->
-
-More hand-written text.
-"""
+from tests.pages import GUIDE
 
 PLAIN = """
 # Plain page

@@ -23,28 +23,7 @@ import yaml
 
 from tests.conftest import TEST_KEY_ENV, Site, warning_messages
 from tests.fake_server import FakeOpenAI, RequestRecord, default_responder
-
-GUIDE = """
----
-title: Configuring Foo
-aigen:
-  brief: Explain how to configure Foo for a first deployment.
-  words: 30
-  outline:
-    - Overview
-    - title: The config file
-      hint: Show a minimal foo.toml and explain each key.
-      sections:
-        - Environment variables
-        - title: Secrets
-          hint: Never put tokens in foo.toml.
-    - Troubleshooting: [Logs, Common errors]
----
-# Configuring Foo
-
-<!-- aigen -->
-"""
-SECRETS_HINT = "Never put tokens in foo.toml."
+from tests.pages import GUIDE, SECRETS_HINT
 
 # Polished, with an outline the model proposes: 1 expand + 5 sections + 1 polish.
 TOUR = """

@@ -30,32 +30,9 @@ from mkdocs.exceptions import Abort
 from mkdocs_aigen.plugin import AigenPlugin
 from tests.conftest import TEST_KEY_ENV, Site, warning_messages
 from tests.fake_server import FakeOpenAI
+from tests.pages import GUIDE, SECRETS_HINT
 
-GUIDE = """
----
-title: Configuring Foo
-aigen:
-  brief: Explain how to configure Foo for a first deployment.
-  audience: platform engineers new to Foo
-  words: 30
-  outline:
-    - Overview
-    - title: The config file
-      hint: Show a minimal foo.toml and explain each key.
-      sections:
-        - Environment variables
-        - title: Secrets
-          hint: Never put tokens in foo.toml.
-    - Troubleshooting: [Logs, Common errors]
----
-# Configuring Foo
-
-Hand-written text.
-
-<!-- aigen -->
-"""
 GUIDE_SECTIONS = 7
-SECRETS_HINT = "Never put tokens in foo.toml."
 
 SECOND = """
 ---
