@@ -13,6 +13,8 @@ of every page is in flight together.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import itertools
 import queue
 import threading
@@ -25,7 +27,6 @@ from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.cache import CachedAnswer, ResponseCache
 from mkdocs_aigen.limits import LimiterClosed, RateLimiter
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
-from mkdocs_aigen.retry import Cancelled, call_with_retries
 from mkdocs_aigen.stats import BuildStats
 
 Source = Literal["lock", "cache", "network", "planned", "missing", "failed"]
@@ -108,6 +109,10 @@ class Engine:
         self._queue: queue.PriorityQueue[tuple[float, int, _Job | None]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._workers: list[threading.Thread] = []
+        #: Builds the backend, then starts the workers (see ``_ensure_workers``).
+        self._starter: threading.Thread | None = None
+        self._closed = False
+        self._backend_lock = threading.Lock()
         self._gate = threading.Event()
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
@@ -212,16 +217,36 @@ class Engine:
             priority = 0.0
         self._queue.put((priority, next(self._order), _Job(request, deliver)))
 
+    def start(self) -> None:
+        """Build the backend and the workers now, ahead of the first miss; the workers
+        still wait for :meth:`open`."""
+        self._ensure_workers()
+
     def open(self) -> None:
         """Let the workers start. Called once every initial request is queued, so the
         longest requests of the whole site go first, not the first page's."""
         self._gate.set()
 
     def _ensure_workers(self) -> None:
-        if self._workers:
+        if self._starter is not None:
             return
         with self._lock:
-            if self._workers:
+            if self._starter is not None:
+                return
+            # One thread builds the backend (importing the SDK takes ~0.5 s) and then the
+            # workers, while this one goes on queueing the site's requests. Only a miss, or
+            # :meth:`start` when one is certain, gets here: a cached build never imports it.
+            self._starter = threading.Thread(target=self._start, name="aigen-start", daemon=True)
+            self._starter.start()
+
+    def _start(self) -> None:
+        # A failure is not lost: every request meets it again in ``_execute`` and reports it.
+        with contextlib.suppress(Exception):
+            self._get_backend()
+        # tenacity too, once here rather than by all the workers' first requests at once.
+        importlib.import_module("mkdocs_aigen.retry")
+        with self._lock:
+            if self._closed:
                 return
             for number in range(self._concurrency):
                 worker = threading.Thread(target=self._work, name=f"aigen-{number}", daemon=True)
@@ -242,6 +267,9 @@ class Engine:
                     self._on_progress()
 
     def _execute(self, request: ChatRequest) -> Outcome:
+        # Imported by the first request: a cached build never needs tenacity (~6 ms).
+        from mkdocs_aigen.retry import Cancelled, call_with_retries
+
         if self._cancelled.is_set():
             return Outcome(request, "failed", error="the build was cancelled")
         if self.fatal is not None:
@@ -312,7 +340,7 @@ class Engine:
     def _get_backend(self) -> Backend:
         if self._backend is not None:
             return self._backend
-        with self._lock:
+        with self._backend_lock:
             if self._backend is None and self._backend_error is None:
                 if self._backend_factory is None:
                     self._backend_error = BackendError("fatal", "no backend is configured")
@@ -347,12 +375,18 @@ class Engine:
         if cancel:
             self.cancel()
         self._gate.set()
-        for _ in self._workers:
-            self._queue.put((float("inf"), next(self._order), None))
         deadline = time.monotonic() + wait
-        for worker in self._workers:
+        with self._lock:
+            self._closed = True  # a starter still building the backend starts no workers
+        if self._starter is not None:
+            self._starter.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            workers = list(self._workers)
+            self._workers.clear()
+        for _ in workers:
+            self._queue.put((float("inf"), next(self._order), None))
+        for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
-        self._workers.clear()
         if self._backend is not None:
             self._backend.close()
             self._backend = None

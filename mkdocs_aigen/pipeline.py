@@ -137,6 +137,7 @@ class PagePipeline:
         self.stats = stats
         self.result = PageResult(job.stub.src_path)
         self.polish = job.stub.polish if job.stub.polish is not None else settings.polish
+        self._plain_outline: str | None = None
 
     # -- the page -------------------------------------------------------------------------
 
@@ -192,6 +193,11 @@ class PagePipeline:
         """One outline item: its own text and, concurrently, its children's."""
         has_children = bool(item.children) or item.auto is not None
         own = self._section(item, path, level, neighbours, has_children, feedback, outline_override)
+        if not has_children:
+            # Most items are leaves: no Gather (two more generators and their callbacks),
+            # which was a fair part of what a cached section costs.
+            own_result = yield from own
+            return [own_result]
         if item.auto is not None:
             children: Flow = self._expanded_children(item, path, level, feedback)
         else:
@@ -440,6 +446,8 @@ class PagePipeline:
 
     def _outline_text(self, expanded: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> str:
         """Titles only, so editing one section's hint or words regenerates that section alone."""
+        if expanded is None and self._plain_outline is not None:
+            return self._plain_outline  # every section of the page asks for it
         lines: list[str] = []
 
         def walk(items: Sequence[OutlineItem], path: tuple[str, ...], depth: int) -> None:
@@ -455,7 +463,10 @@ class PagePipeline:
                 walk(item.children, here, depth + 1)
 
         walk(self.job.stub.outline, (), 0)
-        return "\n".join(lines)
+        text = "\n".join(lines)
+        if expanded is None:
+            self._plain_outline = text
+        return text
 
     def _request(
         self,

@@ -119,6 +119,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 raise PluginError(f"aigen: {error}") from None
             if page is not None:
                 self._stub_pages[file.src_uri] = page
+        self._start_backend_if_needed()
         return None
 
     def on_nav(self, nav: Navigation, *, config: MkDocsConfig, files: Files) -> Navigation | None:
@@ -220,6 +221,25 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             self._engine = None
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _start_backend_if_needed(self) -> None:
+        """Start building the backend now if some request will surely be sent.
+
+        Importing the SDK takes ~0.5 s (more from a cold disk); started here it overlaps
+        the rest of the start-up instead of delaying the first request. "Surely": the stubs
+        ask for more sections than the cache and the lock hold answers, so a fully cached
+        build never imports it (otherwise the first miss in ``on_nav`` starts it).
+        """
+        setup = self._setup
+        if not self._stub_pages or setup is None or setup.offline_reason is not None:
+            return
+        if setup.backend_factory is None:
+            return
+        engine = self._engine_for(setup)
+        needed = sum(setup.count_sections(page.stub) for page in self._stub_pages.values())
+        held = engine.cache.info()[0] + (len(setup.lock.entries) if setup.lock else 0)
+        if held < needed:
+            engine.start()
 
     def _engine_for(self, setup: Setup) -> Engine:
         # Under `mkdocs serve` the engine (threads, HTTP connections, cache handle) is

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
@@ -13,6 +15,29 @@ from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
 # Keys in the shapes providers use; scrubbed from every message we pass on, because SDK
 # and server error texts sometimes quote the key they were given.
 _KEY_PATTERN = re.compile(r"\b(sk|sess|key)-[A-Za-z0-9_\-]{8,}")
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[bool]:
+    """No cyclic garbage collection while the SDK is imported; yields whether the objects
+    alive afterwards were frozen (to be unfrozen by :meth:`OpenAIBackend.close`).
+
+    The import creates some 10^5 long-lived objects; the collections they trigger, during
+    the import and again in the first collections after it, scan all of them (and all of
+    MkDocs): 60-130 ms, on the path to the first request. Nothing the import allocates is
+    garbage, so nothing is lost by not looking; ``gc.freeze()`` then keeps later
+    collections from scanning them again. Frozen only if nothing else froze objects.
+    """
+    enabled = gc.isenabled()
+    freeze = gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        yield freeze
+        if freeze:
+            gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -41,23 +66,24 @@ class OpenAIBackend:
     def __init__(
         self, *, api_key: str, base_url: str | None, timeout: float, key_env: str | None = None
     ) -> None:
-        import openai  # slow to import: only builds that send requests pay for it
+        with _gc_paused() as self._frozen:
+            import openai  # slow to import: only builds that send requests pay for it
 
-        self._openai = openai
-        self._secret = api_key
-        #: The variable the key came from, named in a 401/403 (the key itself never is).
-        self._key_env = key_env
-        self._client = openai.OpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            # The engine retries with one policy (tenacity + the shared rate limiter);
-            # the SDK's own two retries would multiply the attempts.
-            max_retries=0,
-            timeout=timeout,
-        )
-        # Resolved once, here: ``client.chat`` imports its resources on first use (~35 ms),
-        # and the engine builds the backend in its start-up thread, not in a request.
-        self._create = self._client.chat.completions.with_raw_response.create
+            self._openai = openai
+            self._secret = api_key
+            #: The variable the key came from, named in a 401/403 (the key itself never is).
+            self._key_env = key_env
+            self._client = openai.OpenAI(
+                api_key=api_key,
+                base_url=base_url,
+                # The engine retries with one policy (tenacity + the shared rate limiter);
+                # the SDK's own two retries would multiply the attempts.
+                max_retries=0,
+                timeout=timeout,
+            )
+            # Resolved once, here: ``client.chat`` imports its resources on first use
+            # (~35 ms), and the engine builds the backend in its start-up thread.
+            self._create = self._client.chat.completions.with_raw_response.create
 
     def complete(self, request: ChatRequest, timeout: float) -> Completion:
         """Send one chat completion and classify any failure."""
@@ -118,8 +144,11 @@ class OpenAIBackend:
         )
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool; let the collector see the frozen objects again."""
         self._client.close()
+        if self._frozen:
+            self._frozen = False
+            gc.unfreeze()
 
     def _scrub(self, text: str) -> str:
         if self._secret:
