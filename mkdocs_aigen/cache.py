@@ -89,6 +89,24 @@ class ResponseCache:
             self._disable(f"cache write failed: {error}")
             return False
 
+    def get_object(self, key: str) -> object | None:
+        """A stored Python object (a whole page), or ``None``."""
+        if self._cache is None:
+            return None
+        try:
+            return self._cache.get(key)
+        except Exception:  # an entry pickled by another version of the plugin
+            return None
+
+    def set_object(self, key: str, value: object) -> None:
+        """Store a Python object; a failure only costs the next build some time."""
+        if self._cache is None:
+            return
+        try:
+            self._cache.set(key, value)
+        except Exception as error:
+            self._disable(f"cache write failed: {error}")
+
     def keys(self) -> Iterator[str]:
         """Every key in the cache."""
         if self._cache is None:

@@ -23,6 +23,7 @@ import yaml
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.lockfile import LockFile
+from mkdocs_aigen.pagecache import PAGE_PREFIX, page_key
 from mkdocs_aigen.pipeline import PageJob, PagePipeline, PageResult, planned_answer
 from mkdocs_aigen.requests import ChatRequest
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
@@ -232,14 +233,17 @@ def command_cache(project: Project, arguments: argparse.Namespace) -> int:
     try:
         if arguments.action == "info":
             entries, size = cache.info()
-            print(f"{cache_dir}: {entries} entries, {size / 1e6:.1f} MB")
+            pages = sum(1 for key in cache if key.startswith(PAGE_PREFIX))
+            print(
+                f"{cache_dir}: {entries - pages} answers, {pages} whole pages, {size / 1e6:.1f} MB"
+            )
         elif arguments.action == "clear":
             print(f"removed {cache.clear()} entries from {cache_dir}")
         else:
             engine = planning_engine(project, use_cache=True, use_lock=False)
             run_pipelines(project, engine)
             engine.cache.close()
-            needed = engine.keys_seen
+            needed = engine.keys_seen | current_page_keys(project)
             stale = [key for key in cache if key not in needed]
             for key in stale:
                 cache.delete(key)
@@ -247,6 +251,15 @@ def command_cache(project: Project, arguments: argparse.Namespace) -> int:
     finally:
         cache.close()
     return 0
+
+
+def current_page_keys(project: Project) -> set[str]:
+    """The whole-page entries the next build will look for (none with a lock file)."""
+    setup = project.setup
+    if setup.lock is not None:
+        return set()
+    templates = setup.prompts.fingerprint()
+    return {page_key(job, setup.settings, templates) for job in project.jobs}
 
 
 # -- lock ------------------------------------------------------------------------------

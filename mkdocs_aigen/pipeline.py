@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,8 @@ class SectionResult:
     #: The hash the lock file knows this section by: the request without review feedback,
     #: so a regenerated section is still found by its stub.
     lock_key: str = ""
+    #: Achieved / target words, for answers measured in this build (not locked ones).
+    ratio: float | None = None
 
     @property
     def title(self) -> str:
@@ -118,6 +121,8 @@ class PageResult:
     scores: dict[str, float] | None = None
     regenerated: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: Requests the page asked for, by stage (whatever answered them).
+    asked: Counter[str] = field(default_factory=Counter)
 
     @property
     def failed(self) -> list[SectionResult]:
@@ -258,7 +263,8 @@ class PagePipeline:
         lock_key = request.key
         if feedback is not None:
             plain = {**variables, "feedback": None}
-            lock_key = self._request("section", plain, _max_tokens(asked), path).key
+            plain_request = self._request("section", plain, _max_tokens(asked), path, count=False)
+            lock_key = plain_request.key
         result = SectionResult(
             path=path, level=level, key=request.key, target=target, lock_key=lock_key
         )
@@ -295,6 +301,7 @@ class PagePipeline:
             if words is None:
                 words = count_words(result.text)
             ratio = words / max(1, result.target)
+        result.ratio = ratio
         if result.augmented:
             with self.stats._lock:
                 self.stats.augmented += 1
@@ -325,6 +332,7 @@ class PagePipeline:
             # One retry that shows the model its mistake; cached like everything else,
             # so the outline stays the same on every rebuild.
             retry = _with_correction(request, outcome.text or "", problem)
+            self.result.asked["expand"] += 1
             outcome = yield retry
             titles, problem = _parse_titles(outcome, count)
         if titles is None:
@@ -477,7 +485,11 @@ class PagePipeline:
         schema: dict[str, Any] | None = None,
         schema_name: str | None = None,
         vote: int | None = None,
+        *,
+        count: bool = True,
     ) -> ChatRequest:
+        if count:
+            self.result.asked[stage] += 1
         messages = self.prompts.messages(stage, variables)
         seed = self.settings.seed
         if vote is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.lockfile import LockError
-from mkdocs_aigen.pipeline import PagePipeline, PageResult
+from mkdocs_aigen.pagecache import page_key, worth_keeping
+from mkdocs_aigen.pipeline import PageJob, PagePipeline, PageResult
 from mkdocs_aigen.prompts import TemplateError
 from mkdocs_aigen.report import write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
@@ -139,12 +141,22 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         engine.offline_reason = setup.offline_reason
         self._stats.sections_total = sum(setup.count_sections(job.stub) for job in jobs)
         self._pending = {}
+        templates = setup.prompts.fingerprint() if engine.cache.enabled else None
         try:
             for job in jobs:
                 pending = _PendingPage()
                 self._pending[job.stub.src_path] = pending
+                key = self._page_key(job, setup, templates)
+                stored = engine.cache.get_object(key) if key else None
+                if isinstance(stored, PageResult):
+                    self._stats.replay(stored)
+                    pending.finish(stored, None)
+                    continue
                 pipeline = PagePipeline(job, setup.settings, setup.prompts, self._stats)
-                engine.run(pipeline.flow(), pending.finish)
+                done = pending.finish
+                if key and setup.offline_reason is None:
+                    done = self._keeping(key, engine, pending)
+                engine.run(pipeline.flow(), done)
         except TemplateError as error:
             engine.cancel()
             raise PluginError(f"aigen: {error}") from None
@@ -240,6 +252,26 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         held = engine.cache.info()[0] + (len(setup.lock.entries) if setup.lock else 0)
         if held < needed:
             engine.start()
+
+    @staticmethod
+    def _page_key(job: PageJob, setup: Setup, templates: str | None) -> str | None:
+        # With a lock file in play its entries (and an author's edits to them) decide the
+        # text, so pages go through the lock one section at a time.
+        if templates is None or setup.lock is not None:
+            return None
+        return page_key(job, setup.settings, templates)
+
+    @staticmethod
+    def _keeping(key: str, engine: Engine, pending: _PendingPage) -> Callable[..., None]:
+        """A page's done-callback that also stores a clean result whole (online builds
+        only: offline ones skip the review, and must not stand in for an online page)."""
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if error is None and isinstance(result, PageResult) and worth_keeping(result):
+                engine.cache.set_object(key, result)
+            pending.finish(result, error)
+
+        return done
 
     def _engine_for(self, setup: Setup) -> Engine:
         # Under `mkdocs serve` the engine (threads, HTTP connections, cache handle) is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ class Prompts:
         search = [str(templates_dir)] if templates_dir else []
         self._custom = bool(templates_dir)
         search.append(str(PACKAGED_TEMPLATES))
+        self._search = [Path(folder) for folder in search]
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(search),
             # A misspelt variable in a user's template must fail loudly, not vanish.
@@ -40,6 +42,15 @@ class Prompts:
             auto_reload=False,
         )
         self._templates: dict[str, jinja2.Template] = {}
+
+    def fingerprint(self) -> str:
+        """A hash of every template file that can be used, for the page cache's key."""
+        digest = hashlib.sha256()
+        for folder in self._search:
+            for path in sorted(folder.glob("*.j2")):
+                digest.update(f"{folder}|{path.name}|".encode())
+                digest.update(path.read_bytes())
+        return digest.hexdigest()
 
     def check(self) -> None:
         """Load and trial-render every template, so a syntax error or a misspelt variable

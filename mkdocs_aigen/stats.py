@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mkdocs_aigen.requests import STAGES
+
+if TYPE_CHECKING:
+    from mkdocs_aigen.pipeline import PageResult
 
 
 @dataclass
@@ -55,6 +58,20 @@ class BuildStats:
             self.sections_from_store += from_store
             if ratio is not None:
                 self.word_ratios.append(ratio)
+
+    def replay(self, result: PageResult) -> None:
+        """Count a page served whole from the page cache as the cache hits it stands for."""
+        sections = result.sections
+        rounds = 2 if result.regenerated else 1
+        with self._lock:
+            if result.regenerated:
+                self.sections_total += len(sections)
+            self.sections_done += rounds * len(sections)
+            self.sections_from_store += rounds * len(sections)
+            self.word_ratios.extend(s.ratio for s in sections if s.ratio is not None)
+            self.augmented += sum(s.augmented for s in sections)
+            for stage, count in result.asked.items():
+                self.stages[stage].cache_hits += count
 
     def total(self, name: str) -> float:
         """A counter summed over all stages."""

@@ -378,24 +378,26 @@ def test_cache_info_prune_and_clear(site: Site, server: FakeOpenAI) -> None:
     assert server.count() == 7
     info = aigen(site, "cache", "info")
     assert info.returncode == 0
-    assert ": 7 entries, " in info.stdout
+    # Seven answers, and the finished page stored whole for the next rebuild.
+    assert ": 7 answers, 1 whole pages, " in info.stdout
 
     _edit(guide, SECRETS_HINT, "Tokens never go in foo.toml.")
     site.build()
     assert server.count() == 8
-    assert ": 8 entries, " in aigen(site, "cache", "info").stdout
+    assert ": 8 answers, 2 whole pages, " in aigen(site, "cache", "info").stdout
 
     prune = aigen(site, "cache", "prune")
     assert prune.returncode == 0, prune.stderr
-    assert prune.stdout.strip() == "removed 1 entries no current stub needs; kept 7"
-    assert ": 7 entries, " in aigen(site, "cache", "info").stdout
+    # The old answer and the old page go; the current page and its answers stay.
+    assert prune.stdout.strip() == "removed 2 entries no current stub needs; kept 8"
+    assert ": 7 answers, 1 whole pages, " in aigen(site, "cache", "info").stdout
     site.build()
     assert server.count() == 8  # prune kept everything the site needs
 
     clear = aigen(site, "cache", "clear")
     assert clear.returncode == 0
-    assert clear.stdout.startswith("removed 7 entries from ")
-    assert ": 0 entries, " in aigen(site, "cache", "info").stdout
+    assert clear.stdout.startswith("removed 8 entries from ")
+    assert ": 0 answers, 0 whole pages, " in aigen(site, "cache", "info").stdout
     assert json.loads(aigen(site, "plan", "--json").stdout)["to_generate"] == 7
     assert server.count() == 8
 
