@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
+import sys
 from html import escape
 from typing import Any
 
@@ -212,3 +214,27 @@ def test_model_output_is_cleaned(site: Site, server: FakeOpenAI) -> None:
     assert "<pre>" not in html
     assert ">Deeper</h3>" in html  # deeper heading kept below the ## section
     assert ">Deeper</h4>" in html  # and pushed below the ### sections
+
+
+def test_cached_rebuild_never_imports_the_sdk(site: Site, server: FakeOpenAI) -> None:
+    site.page("guide.md", GUIDE)
+    site.build()
+    first = site.html("guide.md")
+    site.write_config()
+    probe = (
+        "import sys\n"
+        "from mkdocs.commands.build import build\n"
+        "from mkdocs.config import load_config\n"
+        f"config = load_config(config_file={str(site.config_file)!r})\n"
+        "config.plugins.on_startup(command='build', dirty=False)\n"
+        "build(config)\n"
+        "config.plugins.on_shutdown()\n"
+        "print('openai' in sys.modules, 'tenacity' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+    assert len(server.log) == 7  # nothing sent by the second build
+    assert site.html("guide.md") == first
