@@ -580,3 +580,23 @@ def test_invalid_arguments() -> None:
         RateLimiter(concurrency=1, rpm=0)
     with pytest.raises(ValueError):
         RateLimiter(concurrency=1, safety_margin=1.0)
+
+
+def test_a_deep_cut_is_won_back_half_the_gap_at_a_time() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(concurrency=32, clock=clock)
+    for _ in range(6):  # six separate storms: 32 -> 16 -> 8 -> 4 -> 2 -> 1 -> 1
+        permit = limiter.acquire(0)
+        limiter.on_throttled(permit, retry_after=0.1, headers=None)
+        limiter.release(permit)
+        clock.advance(0.2)
+    assert limiter.current_concurrency == 1
+    seen = []
+    for _ in range(6):
+        clock.advance(2)
+        for _ in range(10):
+            permit = limiter.acquire(0)
+            limiter.on_success(permit, headers=None, prompt_tokens=None, max_tokens=None)
+            limiter.release(permit)
+        seen.append(limiter.current_concurrency)
+    assert seen == [16, 24, 28, 30, 31, 32]
