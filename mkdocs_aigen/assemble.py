@@ -18,8 +18,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .sanitize import close_open_fences
-
 __all__ = [
     "MARKER",
     "MarkerError",
@@ -350,6 +348,9 @@ def assemble(markdown: str, sections: Sequence[RenderedSection], src_path: str) 
 
 
 def _render(section: RenderedSection) -> str:
+    # Imported here: a page served whole from the page cache is never rendered again.
+    from mkdocs_aigen.sanitize import close_open_fences
+
     heading = heading_line(section.level, section.title)
     # Close an open fence so it cannot run into the next section or the author's text.
     body = close_open_fences(_trim_blank_lines(section.body))

@@ -279,7 +279,7 @@ def command_lock(project: Project, arguments: argparse.Namespace) -> int:
         cache=ResponseCache(setup.cache_dir, log.warning),
         stats=stats,
         backend_factory=setup.backend_factory,
-        limiter=setup.make_limiter(),
+        limiter=setup.make_limiter,
         store=setup.lock,
         offline_reason=setup.offline_reason,
         max_retries=setup.max_retries,

@@ -21,13 +21,15 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.cache import CachedAnswer, ResponseCache
-from mkdocs_aigen.limits import LimiterClosed, RateLimiter
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
 from mkdocs_aigen.stats import BuildStats
+
+if TYPE_CHECKING:
+    from mkdocs_aigen.limits import RateLimiter
 
 Source = Literal["lock", "cache", "network", "planned", "missing", "failed"]
 
@@ -84,7 +86,7 @@ class Engine:
         cache: ResponseCache,
         stats: BuildStats,
         backend_factory: Callable[[], Backend] | None,
-        limiter: RateLimiter | None = None,
+        limiter: Callable[[], RateLimiter] | None = None,
         store: AnswerStore | None = None,
         offline_reason: str | None = None,
         planning: Callable[[ChatRequest], str] | None = None,
@@ -101,7 +103,9 @@ class Engine:
         self._backend_factory = backend_factory
         self._planning = planning
         self._concurrency = max(1, concurrency)
-        self._limiter = limiter or RateLimiter(concurrency=self._concurrency)
+        # Made with the first request: a cached build never needs (or imports) it.
+        self._limiter_factory = limiter
+        self._limiter: RateLimiter | None = None
         self._max_retries = max_retries
         self._timeout = timeout
         self._on_progress = on_progress
@@ -268,6 +272,7 @@ class Engine:
 
     def _execute(self, request: ChatRequest) -> Outcome:
         # Imported by the first request: a cached build never needs tenacity (~6 ms).
+        from mkdocs_aigen.limits import LimiterClosed
         from mkdocs_aigen.retry import Cancelled, call_with_retries
 
         if self._cancelled.is_set():
@@ -309,21 +314,20 @@ class Engine:
 
     def _attempt(self, backend: Backend, request: ChatRequest) -> Completion:
         chars = request.prompt_chars()
-        estimate = self._limiter.estimate(chars, request.max_tokens)
-        permit = self._limiter.acquire(estimate, prompt_chars=chars, max_tokens=request.max_tokens)
+        limiter = self._rate_limiter()
+        estimate = limiter.estimate(chars, request.max_tokens)
+        permit = limiter.acquire(estimate, prompt_chars=chars, max_tokens=request.max_tokens)
         self.stats.add(request.stage, requests=1)
         try:
             completion = backend.complete(request, self._timeout)
         except BackendError as error:
             if error.kind == "throttled":
                 self.stats.add(request.stage, throttled=1)
-                self._limiter.on_throttled(
-                    permit, retry_after=error.retry_after, headers=error.headers
-                )
+                limiter.on_throttled(permit, retry_after=error.retry_after, headers=error.headers)
             raise
         finally:
-            self._limiter.release(permit)
-        self._limiter.on_success(
+            limiter.release(permit)
+        limiter.on_success(
             permit,
             headers=completion.headers,
             prompt_tokens=completion.prompt_tokens or None,
@@ -336,6 +340,20 @@ class Engine:
             latency=completion.latency,
         )
         return completion
+
+    def _rate_limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            with self._lock:
+                if self._limiter is None:
+                    from mkdocs_aigen.limits import RateLimiter
+
+                    factory = self._limiter_factory
+                    concurrency = self._concurrency
+                    limiter = factory() if factory else RateLimiter(concurrency=concurrency)
+                    if self._cancelled.is_set():
+                        limiter.close()
+                    self._limiter = limiter
+        return self._limiter
 
     def _get_backend(self) -> Backend:
         if self._backend is not None:
@@ -361,7 +379,8 @@ class Engine:
         already arrived stay in the cache."""
         self._cancelled.set()
         self._gate.set()
-        self._limiter.close()
+        if self._limiter is not None:
+            self._limiter.close()
         while True:
             try:
                 _, _, job = self._queue.get_nowait()

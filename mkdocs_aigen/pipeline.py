@@ -10,22 +10,21 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mkdocs_aigen.assemble import (
     RenderedSection,
     clean_section_text,
     count_words,
-    heading_line,
+    heading_lines,
     placeholder,
     render_sections,
 )
 from mkdocs_aigen.engine import Flow, Gather, Outcome
 from mkdocs_aigen.prompts import Prompts
-from mkdocs_aigen.requests import ChatRequest, Stage
-from mkdocs_aigen.sanitize import sanitize_markdown
+from mkdocs_aigen.requests import ChatRequest, Message, Stage
 from mkdocs_aigen.stats import BuildStats
 from mkdocs_aigen.stubs import OutlineItem, PageStub
 
@@ -511,6 +510,14 @@ class PagePipeline:
         )
 
 
+def sanitize_markdown(text: str, allow_html: bool) -> str:
+    """:func:`mkdocs_aigen.sanitize.sanitize_markdown`, imported on first use: a rebuild
+    served from the page cache never needs it."""
+    from mkdocs_aigen.sanitize import sanitize_markdown as sanitize
+
+    return sanitize(text, allow_html)
+
+
 def _max_tokens(words: float) -> int:
     return math.ceil(words * TOKENS_PER_WORD) + TOKEN_HEADROOM
 
@@ -613,10 +620,6 @@ def _parse_scores(outcome: Outcome, criteria: list[str]) -> dict[str, int] | Non
 
 
 def _with_correction(request: ChatRequest, answer: str, problem: str) -> ChatRequest:
-    from dataclasses import replace
-
-    from mkdocs_aigen.requests import Message
-
     correction = (
         f"That answer was rejected: {problem}. "
         "Answer again with JSON only, matching the requested shape."
@@ -634,18 +637,13 @@ def _strip_wrapping_fence(text: str) -> str:
     return stripped
 
 
-def _headings(text: str) -> list[str]:
-    from mkdocs_aigen.assemble import heading_lines
-
-    return heading_lines(text)
-
-
 def _polish_problem(before: str, after: str) -> str | None:
     """Why a polished page must not replace the original, or ``None``."""
-    missing = [h for h in _headings(before) if h not in set(_headings(after))]
+    old_headings, new_headings = heading_lines(before), heading_lines(after)
+    missing = [h for h in old_headings if h not in set(new_headings)]
     if missing:
         return f"it lost the heading '{missing[0]}'"
-    if _headings(before) != _headings(after):
+    if old_headings != new_headings:
         return "it reordered or added headings"
     old, new = count_words(before), count_words(after)
     if new < 0.8 * old:
@@ -663,16 +661,3 @@ def planned_answer(request: ChatRequest) -> str:
             if message.role == "user":
                 return message.content
     return ""
-
-
-HeadingFn = Callable[[str], list[str]]
-__all__ = [
-    "PageJob",
-    "PagePipeline",
-    "PageResult",
-    "ReviewSettings",
-    "SectionResult",
-    "Settings",
-    "heading_line",
-    "planned_answer",
-]

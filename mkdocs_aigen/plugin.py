@@ -286,7 +286,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             cache=ResponseCache(setup.cache_dir, log.warning),
             stats=self._stats,
             backend_factory=setup.backend_factory,
-            limiter=setup.make_limiter(),
+            limiter=setup.make_limiter,
             max_retries=self.config.max_retries,
             timeout=float(self.config.timeout),
             on_progress=self._progress,

@@ -6,17 +6,19 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mkdocs.config.defaults import MkDocsConfig
 
 from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.config import AigenConfig
-from mkdocs_aigen.limits import RateLimiter
 from mkdocs_aigen.lockfile import LockFile
 from mkdocs_aigen.pipeline import ReviewSettings, Settings
 from mkdocs_aigen.prompts import Prompts
 from mkdocs_aigen.stubs import PageStub, iter_items
+
+if TYPE_CHECKING:
+    from mkdocs_aigen.limits import RateLimiter
 
 #: Sampling that keeps a 135M-parameter model from looping.
 LOCAL_SAMPLING: tuple[tuple[str, Any], ...] = (("repeat_penalty", 1.2), ("top_k", 40))
@@ -59,6 +61,8 @@ class Setup:
 
     def make_limiter(self) -> RateLimiter:
         """The shared limiter; the in-process model runs one generation at a time."""
+        from mkdocs_aigen.limits import RateLimiter
+
         slots = self.concurrency
         if self.max_parallel is not None:
             slots = min(slots, self.max_parallel)
@@ -204,10 +208,10 @@ def _context(value: str | None, root: Path) -> tuple[str, Path | None]:
         ) from None
 
 
-Backend_ = tuple[str, Callable[[], Backend] | None, str | None, str | None, int | None]
+BackendChoice = tuple[str, Callable[[], Backend] | None, str | None, str | None, int | None]
 
 
-def _backend(options: AigenConfig, root: Path) -> Backend_:
+def _backend(options: AigenConfig, root: Path) -> BackendChoice:
     """``(name, factory, offline reason, hint, max parallel)`` for the configured provider."""
     key_name = options.api_key_env
     api_key = os.environ.get(key_name, "").strip()
