@@ -113,6 +113,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         if not self.config.enabled:
             return None
         self._stub_pages = {}
+        self._pending = {}  # under `mkdocs serve`, nothing of the previous build carries over
         for file in files.documentation_pages():
             text = file.content_string
             try:
