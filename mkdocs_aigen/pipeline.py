@@ -32,6 +32,8 @@ from mkdocs_aigen.stubs import OutlineItem, PageStub
 #: rest is headroom for Markdown syntax and code so answers are not cut off.
 TOKENS_PER_WORD = 1.5
 TOKEN_HEADROOM = 64
+#: Prompt lines at least this long are never kept when a model repeats them.
+ECHO_MIN_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,8 @@ class PagePipeline:
             self._finish(result)
             return result
         text = clean_section_text(outcome.text or "", level, path[-1])
+        if outcome.source != "lock":  # an author's text in the lock is taken as written
+            text = drop_echoed_lines(text, request)
         words: int | None = None
         if outcome.source not in ("lock", "planned"):
             achieved = words = count_words(text)
@@ -284,6 +288,7 @@ class PagePipeline:
                 result.augmented = True
                 if longer.ok:
                     candidate = clean_section_text(longer.text or "", level, path[-1])
+                    candidate = drop_echoed_lines(candidate, extend)
                     # Keep the longer of the two: an extension that came back shorter
                     # than the draft is worse than no extension.
                     longer_words = count_words(candidate)
@@ -516,6 +521,24 @@ def sanitize_markdown(text: str, allow_html: bool) -> str:
     from mkdocs_aigen.sanitize import sanitize_markdown as sanitize
 
     return sanitize(text, allow_html)
+
+
+def drop_echoed_lines(text: str, request: ChatRequest) -> str:
+    """Remove lines the model copied verbatim from its own prompt.
+
+    Small models (the embedded demo model especially) often start by repeating the
+    prompt's ``Page: ...`` and ``Brief: ...`` lines. A whole prompt line of some length
+    is never prose worth keeping, whatever the model; short ones (a bare ``- Overview``
+    from the outline) may be legitimate, so they stay.
+    """
+    prompt_lines = {
+        line.strip()
+        for message in request.messages
+        for line in message.content.splitlines()
+        if len(line.strip()) >= ECHO_MIN_CHARS
+    }
+    kept = [line for line in text.split("\n") if line.strip() not in prompt_lines]
+    return "\n".join(kept).strip() if len(kept) != text.count("\n") + 1 else text
 
 
 def _max_tokens(words: float) -> int:

@@ -874,3 +874,22 @@ def test_templates_dir_overrides_one_stage(site: Site, server: FakeOpenAI) -> No
     expand = server.records(stage="expand")[0]
     assert "CUSTOM" not in all_text(expand) and "Propose exactly 3" in all_text(expand)
     assert "Text for Recipes &gt; Part 2." in site.html("guide.md")
+
+
+def test_lines_copied_from_the_prompt_are_dropped() -> None:
+    from mkdocs_aigen.pipeline import drop_echoed_lines
+    from mkdocs_aigen.requests import ChatRequest, Message
+
+    request = ChatRequest(
+        stage="section",
+        model="m",
+        messages=(
+            Message("system", "You are a technical writer."),
+            Message("user", "Page: Getting started\nBrief: Install Foo on a laptop.\n- Usage"),
+        ),
+        max_tokens=10,
+    )
+    answer = "Page: Getting started\nBrief: Install Foo on a laptop.\n- Usage\n\nFoo installs fast."
+    assert drop_echoed_lines(answer, request) == "- Usage\n\nFoo installs fast."
+    untouched = "Foo installs fast.\n\nIt needs Python."
+    assert drop_echoed_lines(untouched, request) == untouched
