@@ -216,6 +216,11 @@ def _unwrap_fence(lines: list[str]) -> list[str]:
     return "\n".join(inner).strip().split("\n")
 
 
+def unwrap_markdown_fence(text: str) -> str:
+    """``text`` without one ```markdown fence around the whole of it (see ``_unwrap_fence``)."""
+    return "\n".join(_unwrap_fence(text.strip().split("\n"))).strip()
+
+
 def _fix_headings(lines: list[str], level: int, title: str) -> list[str]:
     """Drop the opening repeat of the section heading; demote headings that would escape."""
     in_fence = _in_fence(lines)

@@ -126,11 +126,15 @@ class ResponseCache:
         """Drop every entry; returns how many there were."""
         return int(self._cache.clear()) if self._cache is not None else 0
 
+    def count(self) -> int:
+        """Entries held (answers and whole pages)."""
+        return len(self._cache) if self._cache is not None else 0
+
     def info(self) -> tuple[int, int]:
         """Entries and bytes on disk."""
         if self._cache is None:
             return (0, 0)
-        return (len(self._cache), int(self._cache.volume()))
+        return (self.count(), int(self._cache.volume()))
 
     def close(self) -> None:
         """Close the database handles."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import threading
 from collections import Counter
@@ -22,6 +21,7 @@ import yaml
 
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.engine import Engine
+from mkdocs_aigen.limits import estimate_prompt_tokens
 from mkdocs_aigen.lockfile import LockFile
 from mkdocs_aigen.pagecache import PAGE_PREFIX, page_key
 from mkdocs_aigen.pipeline import PageJob, PagePipeline, PageResult, planned_answer
@@ -134,7 +134,7 @@ def planning_engine(project: Project, *, use_cache: bool, use_lock: bool = True)
 
 def estimate_tokens(request: ChatRequest) -> tuple[int, int]:
     """Prompt tokens (a character estimate) and completion tokens (what is asked for)."""
-    prompt = math.ceil(request.prompt_chars() / 4)
+    prompt = estimate_prompt_tokens(request.prompt_chars())
     return prompt, request.max_tokens
 
 

@@ -125,7 +125,8 @@ class Engine:
         #: The first error that makes every further request pointless (401, unknown model).
         self.fatal: BackendError | None = None
         self.requests_planned: list[ChatRequest] = []
-        #: Every request hash asked for (``cache prune`` keeps exactly these).
+        #: Every request hash asked for while planning (``cache prune`` and
+        #: ``lock --check`` use them); a build has no use for it.
         self.keys_seen: set[str] = set()
 
     # -- flows ---------------------------------------------------------------------------
@@ -183,7 +184,8 @@ class Engine:
     def _answer_now(self, request: ChatRequest) -> Outcome | None:
         """An outcome without the network, or ``None`` when the request must be sent."""
         key = request.key
-        self.keys_seen.add(key)
+        if self._planning is not None:
+            self.keys_seen.add(key)
         if self.store is not None:
             text = self.store.answer(key)
             if text is not None:

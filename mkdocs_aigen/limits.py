@@ -562,7 +562,7 @@ class RateLimiter:
             exhausted, evident = self._exhausted(lowered, permit)
             pause = retry_after if retry_after is not None and retry_after >= 0 else None
             if pause is None:
-                pause = _header_retry_after(lowered)
+                pause = parse_retry_after(lowered)
             if pause is None:
                 resets = [
                     parse_reset(lowered.get(f"x-ratelimit-reset-{dim}", "")) for dim in exhausted
@@ -820,8 +820,9 @@ def _smooth(average: float | None, sample: float, weight: float = 0.1) -> float:
     return sample if average is None else average + weight * (sample - average)
 
 
-def _header_retry_after(headers: dict[str, str]) -> float | None:
-    """``retry-after-ms`` (milliseconds) or ``retry-after`` (seconds) from a 429."""
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` (OpenAI) or ``retry-after`` (seconds), with
+    lower-cased header names; the one place that reads them."""
     millis = _number(headers.get("retry-after-ms"))
     if millis is not None:
         return millis / 1000.0

@@ -21,6 +21,7 @@ from mkdocs_aigen.assemble import (
     heading_lines,
     placeholder,
     render_sections,
+    unwrap_markdown_fence,
 )
 from mkdocs_aigen.engine import Flow, Gather, Outcome
 from mkdocs_aigen.prompts import Prompts
@@ -159,10 +160,7 @@ class PagePipeline:
             if low and review.regenerate:
                 feedback = "; ".join(f"{name} ({scores[name]:.1f}/10)" for name in low)
                 self.result.regenerated = True
-                with self.stats._lock:
-                    # A second round of real work: progress counts it, so that the
-                    # done count never runs past the total.
-                    self.stats.sections_total += len(sections)
+                self.stats.more_sections(len(sections))
                 sections = yield from self._all_sections(feedback=feedback)
                 self.result.sections = sections
                 block = yield from self._polished_block(sections)
@@ -306,13 +304,11 @@ class PagePipeline:
                 words = count_words(result.text)
             ratio = words / max(1, result.target)
         result.ratio = ratio
-        if result.augmented:
-            with self.stats._lock:
-                self.stats.augmented += 1
         self.stats.section_finished(
             failed=result.text is None,
             from_store=result.source in ("lock", "cache"),
             ratio=ratio,
+            augmented=result.augmented,
         )
 
     # -- outline expansion ----------------------------------------------------------------
@@ -388,7 +384,7 @@ class PagePipeline:
                     "kept the unpolished page"
                 )
             return block
-        polished = _strip_wrapping_fence(outcome.text or "").strip()
+        polished = unwrap_markdown_fence(outcome.text or "")
         if outcome.source != "lock":
             problem = _polish_problem(block, polished)
             if problem is not None:
@@ -598,7 +594,7 @@ def _review_schema(criteria: list[str]) -> dict[str, Any]:
 
 
 def _load_json(text: str) -> Any:
-    return json.loads(_strip_wrapping_fence(text))
+    return json.loads(_unwrap_json_fence(text))
 
 
 def _parse_titles(outcome: Outcome, count: int) -> tuple[tuple[str, ...] | None, str | None]:
@@ -651,7 +647,8 @@ def _with_correction(request: ChatRequest, answer: str, problem: str) -> ChatReq
     return replace(request, messages=messages)
 
 
-def _strip_wrapping_fence(text: str) -> str:
+def _unwrap_json_fence(text: str) -> str:
+    """JSON some servers wrap in a ```json fence despite the schema."""
     stripped = text.strip()
     if stripped.startswith("```") and stripped.endswith("```") and stripped.count("```") == 2:
         first_newline = stripped.find("\n")

@@ -250,7 +250,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             return
         engine = self._engine_for(setup)
         needed = sum(setup.count_sections(page.stub) for page in self._stub_pages.values())
-        held = engine.cache.info()[0] + (len(setup.lock.entries) if setup.lock else 0)
+        held = engine.cache.count() + (len(setup.lock.entries) if setup.lock else 0)
         if held < needed:
             engine.start()
 

@@ -50,10 +50,19 @@ class BuildStats:
             for name, amount in counts.items():
                 setattr(target, name, getattr(target, name) + amount)
 
-    def section_finished(self, *, failed: bool, from_store: bool, ratio: float | None) -> None:
+    def more_sections(self, count: int) -> None:
+        """A second round of work (review regeneration): progress counts it too, so the
+        done count never runs past the total."""
+        with self._lock:
+            self.sections_total += count
+
+    def section_finished(
+        self, *, failed: bool, from_store: bool, ratio: float | None, augmented: bool = False
+    ) -> None:
         """One section reached its final text (or failed)."""
         with self._lock:
             self.sections_done += 1
+            self.augmented += augmented
             self.sections_failed += failed
             self.sections_from_store += from_store
             if ratio is not None:

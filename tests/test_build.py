@@ -69,11 +69,8 @@ def test_page_without_stub_is_untouched(site: Site) -> None:
     site.page("plain.md", PLAIN)
     site.build()
     with_plugin = site.html("plain.md")
-    plugin = site.plugin
     site.extra_config = {"plugins": []}
     site.build()
-    site.plugin = plugin
-    assert site.html("plain.md").replace("\n", "") != ""
     # Same page, same nav: identical HTML with and without the plugin.
     assert with_plugin == site.html("plain.md")
 

@@ -7,9 +7,10 @@ import gc
 import json
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
+from mkdocs_aigen.limits import parse_retry_after
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
 
 # Keys in the shapes providers use; scrubbed from every message we pass on, because SDK
@@ -38,19 +39,6 @@ def _gc_paused() -> Iterator[bool]:
     finally:
         if enabled:
             gc.enable()
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from ``retry-after-ms`` (OpenAI) or ``retry-after`` (seconds)."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) * scale)
-        except ValueError:
-            continue  # an HTTP date: rare from these APIs, fall back to backoff
-    return None
 
 
 class OpenAIBackend:
