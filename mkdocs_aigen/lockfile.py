@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from mkdocs_aigen.pipeline import PageResult
+from mkdocs_aigen.jobs import PageResult
 
 LOCK_VERSION = 1
 HEADER = (

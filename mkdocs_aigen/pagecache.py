@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 
 from mkdocs_aigen import __version__
-from mkdocs_aigen.pipeline import PageJob, PageResult, Settings
+from mkdocs_aigen.jobs import PageJob, PageResult, Settings
 
 #: Bump when PageResult or the assembly changes shape.
-PAGE_FORMAT = 1
+PAGE_FORMAT = 2
 #: Whole pages share the answers' cache; their keys say which they are.
 PAGE_PREFIX = "page:"
 

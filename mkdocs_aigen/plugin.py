@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
@@ -28,19 +28,23 @@ from mkdocs.structure.files import Files
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
-from mkdocs_aigen.assemble import MarkerError, insert_block
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.config import AigenConfig
-from mkdocs_aigen.engine import Engine
+from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.lockfile import LockError
+from mkdocs_aigen.markers import MarkerError, insert_block
 from mkdocs_aigen.pagecache import page_key, worth_keeping
-from mkdocs_aigen.pipeline import PageJob, PagePipeline, PageResult
 from mkdocs_aigen.prompts import TemplateError
 from mkdocs_aigen.report import write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
 from mkdocs_aigen.site import StubPage, find_stub, page_jobs, reading_order
 from mkdocs_aigen.stats import BuildStats
 from mkdocs_aigen.stubs import StubError
+
+if TYPE_CHECKING:
+    # Imported when a page needs generating: a fully cached build reads finished pages
+    # back and never loads the engine, the pipeline or an SDK.
+    from mkdocs_aigen.engine import Engine
 
 
 class _PluginLog(PrefixedLogger):
@@ -80,6 +84,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._serving = False
         self._engine: Engine | None = None
         self._engine_identity: tuple[Any, ...] | None = None
+        self._cache: ResponseCache | None = None
         self._setup: Setup | None = None
         self._stub_pages: dict[str, StubPage] = {}
         self._pending: dict[str, _PendingPage] = {}
@@ -136,32 +141,39 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         )
         jobs = page_jobs(self._stub_pages.values(), order)
         self._stats = BuildStats()
-        engine = self._engine_for(setup)
-        engine.stats = self._stats
-        engine.store = setup.lock
-        engine.offline_reason = setup.offline_reason
         self._stats.sections_total = sum(setup.count_sections(job.stub) for job in jobs)
         self._pending = {}
-        templates = setup.prompts.fingerprint() if engine.cache.enabled else None
+        cache = self._cache_for(setup)
+        templates = setup.prompts.fingerprint() if cache.enabled else None
+        engine: Engine | None = None
         try:
             for job in jobs:
                 pending = _PendingPage()
                 self._pending[job.stub.src_path] = pending
                 key = self._page_key(job, setup, templates)
-                stored = engine.cache.get_object(key) if key else None
+                stored = cache.get_object(key) if key else None
                 if isinstance(stored, PageResult):
                     self._stats.replay(stored)
                     pending.finish(stored, None)
                     continue
+                if engine is None:
+                    engine = self._engine_for(setup)
+                    engine.stats = self._stats
+                    engine.store = setup.lock
+                    engine.offline_reason = setup.offline_reason
+                from mkdocs_aigen.pipeline import PagePipeline
+
                 pipeline = PagePipeline(job, setup.settings, setup.prompts, self._stats)
                 done = pending.finish
                 if key and setup.offline_reason is None:
                     done = self._keeping(key, engine, pending)
                 engine.run(pipeline.flow(), done)
         except TemplateError as error:
-            engine.cancel()
+            if engine is not None:
+                engine.cancel()
             raise PluginError(f"aigen: {error}") from None
-        engine.open()
+        if engine is not None:
+            engine.open()
         if setup.offline_hint and self._any_missing():
             # Said once for the build, with the fix; the pages then list their sections.
             log.warning(f"aigen: {setup.offline_hint}")
@@ -230,8 +242,10 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         """End of ``build`` or ``serve``: stop the pool and close the cache."""
         if self._engine is not None:
             self._engine.close(cancel=True)
-            self._engine.cache.close()
             self._engine = None
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -248,11 +262,10 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             return
         if setup.backend_factory is None:
             return
-        engine = self._engine_for(setup)
         needed = sum(setup.count_sections(page.stub) for page in self._stub_pages.values())
-        held = engine.cache.count() + (len(setup.lock.entries) if setup.lock else 0)
+        held = self._cache_for(setup).count() + (len(setup.lock.entries) if setup.lock else 0)
         if held < needed:
-            engine.start()
+            self._engine_for(setup).start()
 
     @staticmethod
     def _page_key(job: PageJob, setup: Setup, templates: str | None) -> str | None:
@@ -274,17 +287,31 @@ class AigenPlugin(BasePlugin[AigenConfig]):
 
         return done
 
+    def _cache_for(self, setup: Setup) -> ResponseCache:
+        # Under `mkdocs serve` the handle is kept while the directory stays the same.
+        if self._cache is not None and self._cache.directory == setup.cache_dir:
+            return self._cache
+        if self._engine is not None:
+            self._engine.close(cancel=False)  # it writes to the old cache
+            self._engine = None
+        if self._cache is not None:
+            self._cache.close()
+        self._cache = ResponseCache(setup.cache_dir, log.warning)
+        return self._cache
+
     def _engine_for(self, setup: Setup) -> Engine:
-        # Under `mkdocs serve` the engine (threads, HTTP connections, cache handle) is
-        # kept while the settings that shape it stay the same.
+        # Under `mkdocs serve` the engine (threads, HTTP connections) is kept while the
+        # settings that shape it stay the same.
+        cache = self._cache_for(setup)
         if self._engine is not None and self._engine_identity == setup.engine_identity:
             return self._engine
         if self._engine is not None:
             self._engine.close(cancel=False)
-            self._engine.cache.close()
+        from mkdocs_aigen.engine import Engine
+
         self._engine = Engine(
             concurrency=setup.concurrency,
-            cache=ResponseCache(setup.cache_dir, log.warning),
+            cache=cache,
             stats=self._stats,
             backend_factory=setup.backend_factory,
             limiter=setup.make_limiter,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from mkdocs_aigen.requests import Message
+if TYPE_CHECKING:
+    from mkdocs_aigen.requests import Message
 
 PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -86,6 +87,9 @@ class Prompts:
             ) from None
         except jinja2.TemplateError as error:
             raise TemplateError(f"template '{stage}.j2' failed to render: {error}") from None
+        # Imported here: a fully cached build fingerprints the templates but renders none.
+        from mkdocs_aigen.requests import Message
+
         return (Message("system", system), Message("user", user))
 
     def _template(self, stage: str) -> jinja2.Template:

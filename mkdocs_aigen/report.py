@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from mkdocs_aigen.pipeline import PageResult
+from mkdocs_aigen.jobs import PageResult
 from mkdocs_aigen.stats import BuildStats
 
 

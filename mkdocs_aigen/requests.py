@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
-Stage = Literal["expand", "section", "augment", "polish", "review"]
-STAGES: tuple[Stage, ...] = ("expand", "section", "augment", "polish", "review")
+from mkdocs_aigen.jobs import Stage
 
 # Bump when the meaning of a cached answer changes without the request changing
 # (for example a new way of cleaning output that is applied before caching).

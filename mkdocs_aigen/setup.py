@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from mkdocs.config.defaults import MkDocsConfig
 
-from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.config import AigenConfig
+from mkdocs_aigen.jobs import ReviewSettings, Settings
 from mkdocs_aigen.lockfile import LockFile
-from mkdocs_aigen.pipeline import ReviewSettings, Settings
 from mkdocs_aigen.prompts import Prompts
 from mkdocs_aigen.stubs import PageStub, iter_items
 
 if TYPE_CHECKING:
+    from mkdocs_aigen.backends.base import Backend
     from mkdocs_aigen.limits import RateLimiter
 
 #: Sampling that keeps a 135M-parameter model from looping.
@@ -208,7 +208,7 @@ def _context(value: str | None, root: Path) -> tuple[str, Path | None]:
         ) from None
 
 
-BackendChoice = tuple[str, Callable[[], Backend] | None, str | None, str | None, int | None]
+BackendChoice = tuple[str, "Callable[[], Backend] | None", str | None, str | None, int | None]
 
 
 def _backend(options: AigenConfig, root: Path) -> BackendChoice:

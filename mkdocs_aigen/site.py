@@ -13,8 +13,8 @@ from pathlib import PurePosixPath
 
 from mkdocs.utils import meta as mkdocs_meta
 
-from mkdocs_aigen.assemble import find_marker
-from mkdocs_aigen.pipeline import PageJob
+from mkdocs_aigen.jobs import PageJob
+from mkdocs_aigen.markers import find_marker
 from mkdocs_aigen.stubs import PageStub, parse_stub, read_front_matter
 
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)

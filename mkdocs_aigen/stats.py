@@ -7,10 +7,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mkdocs_aigen.requests import STAGES
+from mkdocs_aigen.jobs import STAGES
 
 if TYPE_CHECKING:
-    from mkdocs_aigen.pipeline import PageResult
+    from mkdocs_aigen.jobs import PageResult
 
 
 @dataclass
