@@ -6,6 +6,7 @@ import contextlib
 import gc
 import json
 import re
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +42,26 @@ def _gc_paused() -> Iterator[bool]:
             gc.enable()
 
 
+@contextlib.contextmanager
+def _trio_hidden() -> Iterator[None]:
+    """Hide trio, if installed and not imported yet, while the SDK's HTTP library loads.
+
+    httpcore imports trio whenever it is installed (40-80 ms of CPU here, on the path to the
+    first request), only to run its *async* connection pool under trio; the client built
+    here is synchronous. Afterwards ``import trio`` works as before: only httpcore's async
+    classes, which no docs build uses, go without trio support in this process.
+    """
+    if "trio" in sys.modules:
+        yield
+        return
+    sys.modules["trio"] = None  # type: ignore[assignment]  # "import trio" raises ImportError
+    try:
+        yield
+    finally:
+        if "trio" in sys.modules and sys.modules["trio"] is None:
+            del sys.modules["trio"]
+
+
 class OpenAIBackend:
     """One shared ``openai.OpenAI`` client for the whole pool.
 
@@ -54,7 +75,7 @@ class OpenAIBackend:
     def __init__(
         self, *, api_key: str, base_url: str | None, timeout: float, key_env: str | None = None
     ) -> None:
-        with _gc_paused() as self._frozen:
+        with _gc_paused() as self._frozen, _trio_hidden():
             import openai  # slow to import: only builds that send requests pay for it
 
             self._openai = openai
