@@ -23,11 +23,11 @@ from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.limits import estimate_prompt_tokens
 from mkdocs_aigen.lockfile import LockFile
-from mkdocs_aigen.pagecache import PAGE_PREFIX, page_key
+from mkdocs_aigen.pagecache import PageStore, page_key
 from mkdocs_aigen.pipeline import PageJob, PagePipeline, PageResult, planned_answer
 from mkdocs_aigen.requests import ChatRequest
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
-from mkdocs_aigen.site import StubPage, find_stub, page_jobs, reading_order
+from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs, reading_order
 from mkdocs_aigen.stats import BuildStats
 
 #: US dollars per million tokens (input, output). Override with ``--prices FILE``.
@@ -53,6 +53,8 @@ class Project:
     setup: Setup
     jobs: list[PageJob]
     config_file: Path
+    #: The source text of every stub page, by ``src_uri`` (the page store's keys).
+    sources: dict[str, str]
 
 
 def load_project(config_file: str | None) -> Project:
@@ -81,15 +83,19 @@ def load_project(config_file: str | None) -> Project:
         setup.prompts.check()
         files = get_files(config)
         stub_pages: dict[str, StubPage] = {}
+        sources: dict[str, str] = {}
         for file in files.documentation_pages():
             page = find_stub(file.content_string, file.src_uri, log.warning)
             if page is not None:
                 stub_pages[file.src_uri] = page
+                sources[file.src_uri] = file.content_string
     except (SetupError, TemplateError, LockError, StubError, MarkerError) as error:
         raise CliError(str(error)) from None
     nav = get_navigation(files, config)
-    order = reading_order(((p.file.src_uri, p.title) for p in nav.pages), stub_pages)
-    return Project(setup, page_jobs(stub_pages.values(), order), Path(config.config_file_path))
+    titles = {src: page.title for src, page in stub_pages.items()}
+    order = reading_order(((p.file.src_uri, p.title) for p in nav.pages), titles)
+    jobs = page_jobs(stub_pages.values(), nav_neighbours(order))
+    return Project(setup, jobs, Path(config.config_file_path), sources)
 
 
 def run_pipelines(project: Project, engine: Engine) -> list[PageResult]:
@@ -230,24 +236,31 @@ def command_cache(project: Project, arguments: argparse.Namespace) -> int:
     if cache_dir is None:
         raise CliError("the cache is turned off (cache: false)")
     cache = ResponseCache(cache_dir, log.warning)
+    store = PageStore(cache_dir)
     try:
         if arguments.action == "info":
             entries, size = cache.info()
-            pages = sum(1 for key in cache if key.startswith(PAGE_PREFIX))
-            print(
-                f"{cache_dir}: {entries - pages} answers, {pages} whole pages, {size / 1e6:.1f} MB"
-            )
+            pages = sum(1 for _ in store)
+            print(f"{cache_dir}: {entries} answers, {pages} whole pages, {size / 1e6:.1f} MB")
         elif arguments.action == "clear":
-            print(f"removed {cache.clear()} entries from {cache_dir}")
+            removed = cache.clear() + store.clear()
+            print(f"removed {removed} entries from {cache_dir}")
         else:
             engine = planning_engine(project, use_cache=True, use_lock=False)
             run_pipelines(project, engine)
             engine.cache.close()
-            needed = engine.keys_seen | current_page_keys(project)
-            stale = [key for key in cache if key not in needed]
+            stale = [key for key in cache if key not in engine.keys_seen]
             for key in stale:
                 cache.delete(key)
-            print(f"removed {len(stale)} entries no current stub needs; kept {len(needed)}")
+            pages = current_page_keys(project)
+            stale_pages = [key for key in store if key not in pages]
+            for key in stale_pages:
+                store.delete(key)
+            kept = len(engine.keys_seen) + len(pages)
+            print(
+                f"removed {len(stale) + len(stale_pages)} entries no current stub needs; "
+                f"kept {kept}"
+            )
     finally:
         cache.close()
     return 0
@@ -259,7 +272,10 @@ def current_page_keys(project: Project) -> set[str]:
     if setup.lock is not None:
         return set()
     templates = setup.prompts.fingerprint()
-    return {page_key(job, setup.settings, templates) for job in project.jobs}
+    return {
+        page_key(src_path, text, setup.settings, templates)
+        for src_path, text in project.sources.items()
+    }
 
 
 # -- lock ------------------------------------------------------------------------------

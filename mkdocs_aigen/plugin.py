@@ -33,11 +33,11 @@ from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.lockfile import LockError
 from mkdocs_aigen.markers import MarkerError, insert_block
-from mkdocs_aigen.pagecache import page_key, worth_keeping
+from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, worth_keeping
 from mkdocs_aigen.prompts import TemplateError
 from mkdocs_aigen.report import write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
-from mkdocs_aigen.site import StubPage, find_stub, page_jobs, reading_order
+from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs, reading_order
 from mkdocs_aigen.stats import BuildStats
 from mkdocs_aigen.stubs import StubError
 
@@ -87,6 +87,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._cache: ResponseCache | None = None
         self._setup: Setup | None = None
         self._stub_pages: dict[str, StubPage] = {}
+        #: Pages found whole in the page store, by ``src_uri`` (parsed only if their
+        #: neighbours changed), with their source text and page-store keys.
+        self._stored: dict[str, StoredPage] = {}
+        self._sources: dict[str, str] = {}
+        self._page_keys: dict[str, str] = {}
         self._pending: dict[str, _PendingPage] = {}
         self._stats = BuildStats()
         self._last_progress = 0.0
@@ -114,48 +119,67 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         return None
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
-        """Find every stub of the site (and stop on a bad one before anything is spent)."""
+        """Find every stub of the site (and stop on a bad one before anything is spent).
+
+        A page stored whole for exactly its current text is not even parsed: ``on_nav``
+        only checks that its neighbours in the nav are still the same.
+        """
         if not self.config.enabled:
             return None
-        self._stub_pages = {}
+        setup = self._setup
+        assert setup is not None
+        self._stub_pages, self._stored, self._sources, self._page_keys = {}, {}, {}, {}
         self._pending = {}  # under `mkdocs serve`, nothing of the previous build carries over
+        store = self._page_store(setup)
+        templates = setup.prompts.fingerprint() if store is not None else ""
         for file in files.documentation_pages():
             text = file.content_string
-            try:
-                page = find_stub(text, file.src_uri, log.warning)
-            except (StubError, MarkerError) as error:
-                raise PluginError(f"aigen: {error}") from None
-            if page is not None:
-                self._stub_pages[file.src_uri] = page
+            # Cheap test first: most pages never mention the key.
+            if "aigen" not in text:
+                continue
+            src_path = file.src_uri
+            if store is not None:
+                key = self._page_keys[src_path] = page_key(
+                    src_path, text, setup.settings, templates
+                )
+                stored = store.get(key)
+                if stored is not None:
+                    self._stored[src_path] = stored
+                    self._sources[src_path] = text
+                    continue
+            self._find_stub(src_path, text)
         self._start_backend_if_needed()
         return None
 
     def on_nav(self, nav: Navigation, *, config: MkDocsConfig, files: Files) -> Navigation | None:
         """Submit every section of every page, then let the pool go, longest first."""
-        if not self.config.enabled or not self._stub_pages:
+        if not self.config.enabled or not (self._stub_pages or self._stored):
             return None
         setup = self._setup
         assert setup is not None
-        order = reading_order(
-            ((page.file.src_uri, page.title) for page in nav.pages), self._stub_pages
-        )
-        jobs = page_jobs(self._stub_pages.values(), order)
+        titles = {src: page.title for src, page in self._stub_pages.items()}
+        titles.update((src, stored.title) for src, stored in self._stored.items())
+        order = reading_order(((page.file.src_uri, page.title) for page in nav.pages), titles)
+        neighbours = nav_neighbours(order)
         self._stats = BuildStats()
-        self._stats.sections_total = sum(setup.count_sections(job.stub) for job in jobs)
         self._pending = {}
-        cache = self._cache_for(setup)
-        templates = setup.prompts.fingerprint() if cache.enabled else None
+        for src_path, stored in self._stored.items():
+            if stored.neighbours != neighbours.get(src_path, (None, None)):
+                # Its prompts name its neighbours: a page moved or renamed next to it
+                # means new prompts, so it goes the long way.
+                self._find_stub(src_path, self._sources[src_path])
+                continue
+            pending = self._pending[src_path] = _PendingPage()
+            self._stats.sections_total += stored.sections
+            self._stats.replay(stored.result)
+            pending.finish(stored.result, None)
+        jobs = page_jobs(self._stub_pages.values(), neighbours)
+        self._stats.sections_total += sum(setup.count_sections(job.stub) for job in jobs)
+        store = self._page_store(setup) if setup.offline_reason is None else None
         engine: Engine | None = None
         try:
             for job in jobs:
-                pending = _PendingPage()
-                self._pending[job.stub.src_path] = pending
-                key = self._page_key(job, setup, templates)
-                stored = cache.get_object(key) if key else None
-                if isinstance(stored, PageResult):
-                    self._stats.replay(stored)
-                    pending.finish(stored, None)
-                    continue
+                pending = self._pending[job.stub.src_path] = _PendingPage()
                 if engine is None:
                     engine = self._engine_for(setup)
                     engine.stats = self._stats
@@ -164,9 +188,10 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 from mkdocs_aigen.pipeline import PagePipeline
 
                 pipeline = PagePipeline(job, setup.settings, setup.prompts, self._stats)
+                key = self._page_keys.get(job.stub.src_path)
                 done = pending.finish
-                if key and setup.offline_reason is None:
-                    done = self._keeping(key, engine, pending)
+                if store is not None and key is not None:
+                    done = self._keeping(store, key, job, setup, pending)
                 engine.run(pipeline.flow(), done)
         except TemplateError as error:
             if engine is not None:
@@ -267,22 +292,45 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         if held < needed:
             self._engine_for(setup).start()
 
-    @staticmethod
-    def _page_key(job: PageJob, setup: Setup, templates: str | None) -> str | None:
-        # With a lock file in play its entries (and an author's edits to them) decide the
-        # text, so pages go through the lock one section at a time.
-        if templates is None or setup.lock is not None:
-            return None
-        return page_key(job, setup.settings, templates)
+    def _find_stub(self, src_path: str, text: str) -> None:
+        warned = False
+
+        def warn(message: str) -> None:
+            nonlocal warned
+            warned = True
+            log.warning(message)
+
+        try:
+            page = find_stub(text, src_path, warn)
+        except (StubError, MarkerError) as error:
+            raise PluginError(f"aigen: {error}") from None
+        if page is not None:
+            self._stub_pages[src_path] = page
+        if warned:
+            # Never stored whole: a stored page is not parsed again, and its warning (which
+            # fails a `--strict` build) must come back every time.
+            self._page_keys.pop(src_path, None)
 
     @staticmethod
-    def _keeping(key: str, engine: Engine, pending: _PendingPage) -> Callable[..., None]:
+    def _page_store(setup: Setup) -> PageStore | None:
+        # With a lock file in play its entries (and an author's edits to them) decide the
+        # text, so pages go through the lock one section at a time.
+        if setup.cache_dir is None or setup.lock is not None:
+            return None
+        return PageStore(setup.cache_dir)
+
+    @staticmethod
+    def _keeping(
+        store: PageStore, key: str, job: PageJob, setup: Setup, pending: _PendingPage
+    ) -> Callable[..., None]:
         """A page's done-callback that also stores a clean result whole (online builds
         only: offline ones skip the review, and must not stand in for an online page)."""
 
         def done(result: Any, error: BaseException | None) -> None:
             if error is None and isinstance(result, PageResult) and worth_keeping(result):
-                engine.cache.set_object(key, result)
+                neighbours = (job.nav_previous, job.nav_next)
+                sections = setup.count_sections(job.stub)
+                store.put(key, StoredPage(job.title, neighbours, sections, result))
             pending.finish(result, error)
 
         return done

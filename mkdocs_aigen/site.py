@@ -70,37 +70,38 @@ def _title_from_path(src_path: str) -> str:
 
 
 def reading_order(
-    nav_pages: Iterable[tuple[str, str | None]], stub_pages: Mapping[str, StubPage]
+    nav_pages: Iterable[tuple[str, str | None]], titles: Mapping[str, str]
 ) -> list[tuple[str, str]]:
-    """``(src_path, title)`` in nav order, from ``(src_path, nav title or None)``.
+    """``(src_path, title)`` in nav order, from ``(src_path, nav title or None)`` and the
+    stub pages' own ``titles``.
 
     Both the plugin and the command line name neighbours this way, so their prompts (and
     so their request hashes) agree.
     """
-    order = []
-    for src_path, nav_title in nav_pages:
-        stub_page = stub_pages.get(src_path)
-        title = nav_title or (stub_page.title if stub_page else None) or _title_from_path(src_path)
-        order.append((src_path, title))
-    return order
+    return [
+        (src_path, nav_title or titles.get(src_path) or _title_from_path(src_path))
+        for src_path, nav_title in nav_pages
+    ]
+
+
+def nav_neighbours(order: Sequence[tuple[str, str]]) -> dict[str, tuple[str | None, str | None]]:
+    """The previous and next page titles of every page in ``order`` (see
+    :func:`reading_order`); ``None`` at either end."""
+    neighbours: dict[str, tuple[str | None, str | None]] = {}
+    for index, (src_path, _) in enumerate(order):
+        previous = order[index - 1][1] if index > 0 else None
+        following = order[index + 1][1] if index + 1 < len(order) else None
+        neighbours[src_path] = (previous, following)
+    return neighbours
 
 
 def page_jobs(
-    stub_pages: Iterable[StubPage], nav_order: Sequence[tuple[str, str]]
+    stub_pages: Iterable[StubPage], neighbours: Mapping[str, tuple[str | None, str | None]]
 ) -> list[PageJob]:
-    """Attach the previous and next page titles of the nav to each stub page.
-
-    ``nav_order`` is ``(src_path, title)`` for each page in reading order.
-    """
-    position = {src: index for index, (src, _) in enumerate(nav_order)}
+    """Attach the previous and next page titles of the nav (:func:`nav_neighbours`) to each
+    stub page; a page outside the nav has none."""
     jobs = []
     for page in stub_pages:
-        index = position.get(page.src_path)
-        previous = following = None
-        if index is not None:
-            if index > 0:
-                previous = nav_order[index - 1][1]
-            if index + 1 < len(nav_order):
-                following = nav_order[index + 1][1]
+        previous, following = neighbours.get(page.src_path, (None, None))
         jobs.append(PageJob(page.stub, page.title, previous, following))
     return jobs

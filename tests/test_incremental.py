@@ -410,3 +410,91 @@ _LOGS_WITH_HINT = """title: Troubleshooting
         - title: Logs
           hint: Where Foo writes its logs.
         - Common errors"""
+
+
+# -- whole pages -------------------------------------------------------------------------
+
+SHORT = """
+---
+aigen:
+  brief: {brief}
+  words: 20
+  outline: [First, Second]
+---
+# {title}
+
+<!-- aigen -->
+"""
+
+
+def _stored_pages(site: Site) -> dict[str, bytes]:
+    folder = site.root / ".cache" / "plugin" / "aigen" / "pages"
+    return {path.name: path.read_bytes() for path in sorted(folder.glob("*.pickle"))}
+
+
+def test_pages_are_stored_whole_and_served_without_requests(site: Site, server: FakeOpenAI) -> None:
+    guide = site.page("guide.md", GUIDE)
+    site.page("other.md", SHORT.format(brief="Other things.", title="Other"))
+    site.build()
+    first = site.html("guide.md")
+    assert len(server.log) == GUIDE_SECTIONS + 2
+    assert len(_stored_pages(site)) == 2
+    site.build()
+    assert len(server.log) == GUIDE_SECTIONS + 2
+    assert site.html("guide.md") == first
+    # Hand-written text is part of the key, but not of any prompt: the page is assembled
+    # again from the answers, and nothing is asked.
+    _edit(guide, "More hand-written text.", "Different hand-written text.")
+    site.build()
+    assert len(server.log) == GUIDE_SECTIONS + 2
+    assert "Different hand-written text." in site.html("guide.md")
+    assert "Text for Overview." in site.html("guide.md")
+
+
+def test_a_renamed_neighbour_regenerates_the_page_next_to_it(
+    site: Site, server: FakeOpenAI
+) -> None:
+    # Reading order a, b, c: b's prompts name "Page A" and "C notes" (a page without a
+    # stub is named after its file); a's name only "Page B".
+    site.page("a.md", SHORT.format(brief="About A.", title="Page A"))
+    site.page("b.md", SHORT.format(brief="About B.", title="Page B"))
+    plain = site.page("c-notes.md", "# Notes\n\nHand-written.\n")
+    site.build()
+    assert len(server.log) == 4
+    stored = _stored_pages(site)
+    plain.rename(plain.with_name("c-changes.md"))
+    site.build()
+    asked = server.log[4:]
+    assert len(asked) == 2
+    assert all("C changes" in r.body["messages"][-1]["content"] for r in asked)
+    # b is stored again under the same key (its own text did not change), a is untouched.
+    now = _stored_pages(site)
+    assert now.keys() == stored.keys()
+    assert sum(now[name] != stored[name] for name in now) == 1
+    site.build()
+    assert len(server.log) == 6
+
+
+def test_a_damaged_page_file_is_only_a_miss(site: Site, server: FakeOpenAI) -> None:
+    site.page("guide.md", GUIDE)
+    site.build()
+    first = site.html("guide.md")
+    folder = site.root / ".cache" / "plugin" / "aigen" / "pages"
+    for path in folder.glob("*.pickle"):
+        path.write_bytes(path.read_bytes()[:40])
+    site.build()
+    assert len(server.log) == GUIDE_SECTIONS  # assembled again from the answers
+    assert site.html("guide.md") == first
+
+
+def test_a_stub_warning_comes_back_on_every_build(
+    site: Site, server: FakeOpenAI, warnings: pytest.LogCaptureFixture
+) -> None:
+    site.page("guide.md", GUIDE.replace("  tone: precise", "  tnoe: precise"))
+    for _ in range(2):
+        warnings.clear()
+        site.build()
+        messages = warning_messages(warnings)
+        assert any("'aigen.tnoe' is not a known key" in m for m in messages), messages
+    assert len(server.log) == GUIDE_SECTIONS
+    assert _stored_pages(site) == {}
