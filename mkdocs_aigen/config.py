@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from mkdocs.config import base
@@ -147,6 +146,8 @@ class AigenConfig(base.Config):
                         f"(default OPENAI_API_KEY) and remove '{key}'"
                     )
                 else:
+                    import difflib  # only a mistake pays for loading it
+
                     match = difflib.get_close_matches(key, known, n=1)
                     if match:
                         message = f"{message}; did you mean '{match[0]}'?"

@@ -39,7 +39,6 @@ from mkdocs_aigen.report import write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
 from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs, reading_order
 from mkdocs_aigen.stats import BuildStats
-from mkdocs_aigen.stubs import StubError
 
 if TYPE_CHECKING:
     # Imported when a page needs generating: a fully cached build reads finished pages
@@ -293,6 +292,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             self._engine_for(setup).start()
 
     def _find_stub(self, src_path: str, text: str) -> None:
+        from mkdocs_aigen.stubs import StubError  # a stored page is never parsed
+
         warned = False
 
         def warn(message: str) -> None:

@@ -14,11 +14,11 @@ from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jobs import ReviewSettings, Settings
 from mkdocs_aigen.lockfile import LockFile
 from mkdocs_aigen.prompts import Prompts
-from mkdocs_aigen.stubs import PageStub, iter_items
 
 if TYPE_CHECKING:
     from mkdocs_aigen.backends.base import Backend
     from mkdocs_aigen.limits import RateLimiter
+    from mkdocs_aigen.stubs import PageStub
 
 #: Sampling that keeps a 135M-parameter model from looping.
 LOCAL_SAMPLING: tuple[tuple[str, Any], ...] = (("repeat_penalty", 1.2), ("top_k", 40))
@@ -71,6 +71,8 @@ class Setup:
     @staticmethod
     def count_sections(stub: PageStub) -> int:
         """Sections a stub asks for (an ``auto`` item counts its proposed children)."""
+        from mkdocs_aigen.stubs import iter_items  # loaded with the stub it counts
+
         return sum(1 + (item.auto or 0) for item, _, _ in iter_items(stub.outline))
 
 

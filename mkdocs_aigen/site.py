@@ -10,12 +10,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from mkdocs.utils import meta as mkdocs_meta
 
 from mkdocs_aigen.jobs import PageJob
 from mkdocs_aigen.markers import find_marker
-from mkdocs_aigen.stubs import PageStub, parse_stub, read_front_matter
+
+if TYPE_CHECKING:
+    from mkdocs_aigen.stubs import PageStub
 
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
@@ -35,6 +38,9 @@ def find_stub(text: str, src_path: str, warn: Callable[[str], None]) -> StubPage
     # site should cost next to nothing per page.
     if "aigen" not in text:
         return None
+    # Imported here: a rebuild that finds every page in the page store parses no stub.
+    from mkdocs_aigen.stubs import parse_stub, read_front_matter
+
     body, meta = mkdocs_meta.get_data(text)
     if "aigen" not in meta:
         if not meta and text.startswith("---") and re.search(r"^aigen\s*:", text, re.M):

@@ -12,7 +12,6 @@ must not break a build, but it must not go unnoticed either.
 from __future__ import annotations
 
 import datetime
-import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -424,7 +423,7 @@ class _StubParser:
         for key in raw:
             if key in known:
                 continue
-            match = difflib.get_close_matches(str(key), known, n=1)
+            match = _closest(str(key), known)
             advice = f"did you mean '{match[0]}'?" if match else f"known keys: {', '.join(known)}"
             self.warn(f"{self.src_path}: '{base}.{key}' is not a known key; {advice}")
 
@@ -449,8 +448,15 @@ def _describe(value: Any) -> str:
 
 def _typo_hint(raw: Mapping[Any, Any], wanted: str) -> str:
     """``; is 'breif' a typo?`` when a present key is close to a missing required one."""
-    match = difflib.get_close_matches(wanted, [str(k) for k in raw], n=1)
+    match = _closest(wanted, [str(k) for k in raw])
     return f"; is '{match[0]}' a typo?" if match else ""
+
+
+def _closest(word: str, candidates: Iterable[str]) -> list[str]:
+    """The closest of ``candidates`` to ``word`` (at most one), for did-you-mean hints."""
+    import difflib  # only a mistake pays for loading it
+
+    return difflib.get_close_matches(word, list(candidates), n=1)
 
 
 def _key_path(base: str, key: str) -> str:
