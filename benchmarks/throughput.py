@@ -431,10 +431,11 @@ RPM = 600
 TPM = 381_300
 #: (d): pages x sections of the cached rebuild.
 CACHED_PAGES, CACHED_SECTIONS = 50, 10
-#: Builds per side in (d), and cached rebuilds after each cold build.
-# Single builds of this site vary by +/-15 % on a shared 2-core machine; 15 interleaved
-# pairs after a warm-up pair keep the medians steady to a few percent.
-REPEATS = 15
+#: Interleaved (cached, plain) pairs of builds in (d).
+# Single builds of this site vary by +/-25 % on a shared 2-core machine, in bursts that
+# last seconds: the two builds of one pair run back to back and meet the same burst, so
+# the median of the pairs' ratios stays steady where the ratio of two medians does not.
+REPEATS = 21
 
 
 @dataclass
@@ -450,6 +451,8 @@ class Row:
     throttled: int = 0
     requests: int = 0
     cpu_us: float | None = None
+    #: The wall / bound figure when it is not ``wall / bound`` (paired builds in (d)).
+    ratio: float | None = None
     checks: list[tuple[str, bool]] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
 
@@ -682,13 +685,18 @@ class Bench:
         plain_wall = statistics.median(r.wall for r in plain_runs)
         total = pages * sections
         cpu = (min(r.cpu for r in cached_runs) - min(r.cpu for r in plain_runs)) / total
-        row = Row("d", total, cached_wall, plain_wall, cpu_us=cpu * 1e6)
+        ratio = statistics.median(
+            c.wall / p.wall for c, p in zip(cached_runs, plain_runs, strict=True)
+        )
+        row = Row("d", total, cached_wall, plain_wall, cpu_us=cpu * 1e6, ratio=ratio)
         missing = missing_sections(root / "site", pages, sections)
         row.checks.append((f"every section present ({missing} missing)", missing == 0))
         imported = any(r.openai_imported for r in cached_runs)
         row.checks.append((f"openai imported: {imported}", not imported))
-        ratio = cached_wall / plain_wall
-        row.checks.append((f"cached / plain {ratio:.3f} <= 1.10", ratio <= 1.10))
+        row.checks.append(
+            (f"cached / plain {ratio:.3f} (median of {REPEATS} pairs) <= 1.10", ratio <= 1.10)
+        )
+        row.details.append(f"ratio of the median walls {cached_wall / plain_wall:.3f}")
         cpu_ratio = min(r.cpu for r in cached_runs) / min(r.cpu for r in plain_runs)
         row.details.append(f"process CPU, least of {REPEATS}: cached / plain {cpu_ratio:.3f}")
         row.details.append(
@@ -717,7 +725,7 @@ def format_table(rows: Sequence[Row]) -> str:
         cpu = "-" if row.cpu_us is None else f"{row.cpu_us:.0f} us"
         lines.append(
             f"| {row.scenario} | {row.sections} | {row.wall:.2f} | {row.bound:.2f} "
-            f"| {row.wall / row.bound:.3f} | "
+            f"| {row.wall / row.bound if row.ratio is None else row.ratio:.3f} | "
             + (f"{row.ideal:.2f}" if row.ideal is not None else "-")
             + " | "
             + (f"{row.sequential:.2f}" if row.sequential is not None else "-")
@@ -738,7 +746,7 @@ a: {PAGES * SECTIONS} sections, L = {LATENCY} s +/- {JITTER:.0%}, C = {CONCURREN
 b: as a, server and config RPM {RPM}
 c: as a, server and config TPM {TPM}
 d: fully cached rebuild of {CACHED_PAGES * CACHED_SECTIONS} sections \
-(bound: plain mkdocs build, text inlined; medians of {REPEATS})
+(bound: plain mkdocs build, text inlined; {REPEATS} interleaved pairs, median walls)
 e: as a, server RPM {RPM}, configured {2 * RPM} (bound: T_min at the server's real limit)
 plugin CPU / section: a-c, e: CPU of the engine's worker threads (the whole request path) / \
 sections generated; d: (cached rebuild - plain build) process CPU / sections"""

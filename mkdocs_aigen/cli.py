@@ -21,13 +21,14 @@ import yaml
 
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.engine import Engine
+from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.limits import estimate_prompt_tokens
 from mkdocs_aigen.lockfile import LockFile
-from mkdocs_aigen.pagecache import PageStore, page_key
-from mkdocs_aigen.pipeline import PageJob, PagePipeline, PageResult, planned_answer
+from mkdocs_aigen.pagecache import PageStore, page_key, page_store_for
+from mkdocs_aigen.pipeline import PagePipeline, planned_answer
 from mkdocs_aigen.requests import ChatRequest
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
-from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs, reading_order
+from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs
 from mkdocs_aigen.stats import BuildStats
 
 #: US dollars per million tokens (input, output). Override with ``--prices FILE``.
@@ -93,8 +94,8 @@ def load_project(config_file: str | None) -> Project:
         raise CliError(str(error)) from None
     nav = get_navigation(files, config)
     titles = {src: page.title for src, page in stub_pages.items()}
-    order = reading_order(((p.file.src_uri, p.title) for p in nav.pages), titles)
-    jobs = page_jobs(stub_pages.values(), nav_neighbours(order))
+    neighbours = nav_neighbours(((p.file.src_uri, p.title) for p in nav.pages), titles)
+    jobs = page_jobs(stub_pages.values(), neighbours)
     return Project(setup, jobs, Path(config.config_file_path), sources)
 
 
@@ -241,6 +242,7 @@ def command_cache(project: Project, arguments: argparse.Namespace) -> int:
         if arguments.action == "info":
             entries, size = cache.info()
             pages = sum(1 for _ in store)
+            size += store.size()
             print(f"{cache_dir}: {entries} answers, {pages} whole pages, {size / 1e6:.1f} MB")
         elif arguments.action == "clear":
             removed = cache.clear() + store.clear()
@@ -253,10 +255,12 @@ def command_cache(project: Project, arguments: argparse.Namespace) -> int:
             for key in stale:
                 cache.delete(key)
             pages = current_page_keys(project)
-            stale_pages = [key for key in store if key not in pages]
+            stored = set(store)
+            stale_pages = stored - pages
             for key in stale_pages:
                 store.delete(key)
-            kept = len(engine.keys_seen) + len(pages)
+            store.remove_leftovers()
+            kept = len(engine.keys_seen) + len(stored & pages)
             print(
                 f"removed {len(stale) + len(stale_pages)} entries no current stub needs; "
                 f"kept {kept}"
@@ -269,7 +273,7 @@ def command_cache(project: Project, arguments: argparse.Namespace) -> int:
 def current_page_keys(project: Project) -> set[str]:
     """The whole-page entries the next build will look for (none with a lock file)."""
     setup = project.setup
-    if setup.lock is not None:
+    if page_store_for(setup.cache_dir, locked=setup.lock is not None) is None:
         return set()
     templates = setup.prompts.fingerprint()
     return {

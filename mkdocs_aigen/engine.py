@@ -265,7 +265,12 @@ class Engine:
             _, _, job = self._queue.get()
             if job is None:
                 return
-            outcome = self._execute(job.request)
+            try:
+                outcome = self._execute(job.request)
+            except Exception as error:  # a bug, not a provider's failure: still only one section
+                self.stats.add(job.request.stage, failures=1)
+                message = f"internal error: {type(error).__name__}: {error}"
+                outcome = Outcome(job.request, "failed", error=message)
             try:
                 job.deliver(outcome)
             finally:
@@ -369,6 +374,12 @@ class Engine:
                         self._backend = self._backend_factory()
                     except BackendError as error:
                         self._backend_error = error
+                    except Exception as error:  # e.g. an SDK too old or too new to load
+                        # Every request meets this error and reports it; an exception
+                        # escaping here would end a worker and leave its pages waiting.
+                        self._backend_error = BackendError(
+                            "fatal", f"cannot start the backend: {type(error).__name__}: {error}"
+                        )
             if self._backend_error is not None:
                 raise self._backend_error
             assert self._backend is not None

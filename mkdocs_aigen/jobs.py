@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 Stage = Literal["expand", "section", "augment", "polish", "review"]
 STAGES: tuple[Stage, ...] = ("expand", "section", "augment", "polish", "review")
 
+#: Part of every request's hash and of every stored page's key. Bump it when the meaning
+#: of a cached answer changes without the request changing (for example a new way of
+#: cleaning output that is applied before caching). Here rather than in
+#: :mod:`mkdocs_aigen.requests` because the page store needs it on the cached path.
+CACHE_FORMAT = 1
+
 
 @dataclass(frozen=True)
 class ReviewSettings:

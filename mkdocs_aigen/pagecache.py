@@ -1,12 +1,19 @@
 """Whole pages on disk, so a cached rebuild costs one small file read per page.
 
-A page's generated block is a function of its source text (the stub and the title), its
-nav neighbours, the site settings, the templates and the answers already cached for its
-requests. A finished page is stored whole, keyed by a hash of the first, third and
-fourth (all known in ``on_files``, before any YAML is parsed), together with the
-neighbours it was written for, which ``on_nav`` compares. A rebuild with nothing changed
-then parses no stub, renders no prompt, hashes no request and cleans no answer, and does
-not even open the answers' database: one ``pages/<key>.pickle`` per page instead.
+A page's generated block depends on:
+
+* its source text (the stub and the title) and its path;
+* the site-wide settings (model, words, sampling, context, polish, review...);
+* the prompt templates;
+* the plugin's version and the formats of cached answers and stored pages;
+* its nav neighbours, which are only known in ``on_nav``;
+* the answers already cached for its requests.
+
+A finished page is stored whole under a hash of everything but the last two, all known
+in ``on_files`` before any YAML is parsed, together with the neighbours it was written
+for, which ``on_nav`` compares. A rebuild with nothing changed then parses no stub,
+renders no prompt, hashes no request and cleans no answer, and does not even open the
+answers' database: one ``pages/<key>.pickle`` per page instead.
 
 The answers stay in the cache under their own keys, so ``plan``, ``lock`` and a page
 whose text changed still find them one by one.
@@ -23,11 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mkdocs_aigen import __version__
-from mkdocs_aigen.jobs import PageResult, Settings
+from mkdocs_aigen.jobs import CACHE_FORMAT, PageResult, Settings
 
-#: Bump when PageResult, StoredPage or the assembly changes shape.
+#: Bump when anything that shapes a stored page changes: PageResult, StoredPage, or how
+#: sections are assembled and cleaned after they leave the answers' cache.
 PAGE_FORMAT = 3
 _SUFFIX = ".pickle"
+#: What an interrupted ``put`` can leave behind.
+_TEMPORARY = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -46,9 +56,26 @@ class StoredPage:
 def page_key(src_path: str, text: str, settings: Settings, templates: str) -> str:
     """The hash of a page's source ``text`` and everything site-wide that decides its
     requests; ``templates`` fingerprints the prompt templates in use."""
+    digest = hashlib.sha256()
     # Settings is a frozen dataclass of strings, numbers and tuples: its repr is stable.
-    identity = f"{PAGE_FORMAT}|{__version__}|{templates}|{settings!r}|{src_path}|{text}"
-    return hashlib.sha256(identity.encode("utf-8")).hexdigest()
+    # Each part goes in with its length, so no two different inputs run together.
+    for part in (PAGE_FORMAT, CACHE_FORMAT, __version__, templates, settings, src_path, text):
+        encoded = (part if isinstance(part, str) else repr(part)).encode("utf-8")
+        digest.update(b"%d:" % len(encoded))
+        digest.update(encoded)
+    return digest.hexdigest()
+
+
+def page_store_for(cache_dir: Path | None, *, locked: bool) -> PageStore | None:
+    """The store a build reads and writes whole pages in, or ``None`` when it has none.
+
+    With a lock file in play its entries (and an author's edits to them) decide the
+    text, so pages go through the lock one section at a time; with ``cache: false``
+    nothing is kept at all.
+    """
+    if cache_dir is None or locked:
+        return None
+    return PageStore(cache_dir)
 
 
 def worth_keeping(result: PageResult) -> bool:
@@ -86,14 +113,14 @@ class PageStore:
             return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=_TEMPORARY)
         except OSError:
             return
         try:
             with os.fdopen(handle, "wb") as file:
                 pickle.dump(page, file, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(temporary, self.directory / f"{key}{_SUFFIX}")
-        except OSError:
+        except Exception:  # a full disk, or a value pickle refuses: the page is just not kept
             Path(temporary).unlink(missing_ok=True)
 
     def __iter__(self) -> Iterator[str]:
@@ -108,8 +135,21 @@ class PageStore:
             (self.directory / f"{key}{_SUFFIX}").unlink(missing_ok=True)
 
     def clear(self) -> int:
-        """Drop every page; returns how many there were."""
+        """Drop every page, and what interrupted writes left; returns how many pages."""
         keys = list(self)
         for key in keys:
             self.delete(key)
+        self.remove_leftovers()
         return len(keys)
+
+    def remove_leftovers(self) -> None:
+        """Delete temporary files that a build killed in the middle of ``put`` left."""
+        if self.directory is not None and self.directory.is_dir():
+            for path in self.directory.glob(f"*{_TEMPORARY}"):
+                path.unlink(missing_ok=True)
+
+    def size(self) -> int:
+        """Bytes on disk of every stored page."""
+        if self.directory is None or not self.directory.is_dir():
+            return 0
+        return sum(path.stat().st_size for path in self.directory.glob(f"*{_SUFFIX}"))

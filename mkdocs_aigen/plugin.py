@@ -33,11 +33,17 @@ from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.lockfile import LockError
 from mkdocs_aigen.markers import MarkerError, insert_block
-from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, worth_keeping
+from mkdocs_aigen.pagecache import (
+    PageStore,
+    StoredPage,
+    page_key,
+    page_store_for,
+    worth_keeping,
+)
 from mkdocs_aigen.prompts import TemplateError
 from mkdocs_aigen.report import write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
-from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs, reading_order
+from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs
 from mkdocs_aigen.stats import BuildStats
 
 if TYPE_CHECKING:
@@ -158,8 +164,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         assert setup is not None
         titles = {src: page.title for src, page in self._stub_pages.items()}
         titles.update((src, stored.title) for src, stored in self._stored.items())
-        order = reading_order(((page.file.src_uri, page.title) for page in nav.pages), titles)
-        neighbours = nav_neighbours(order)
+        neighbours = nav_neighbours(((page.file.src_uri, page.title) for page in nav.pages), titles)
         self._stats = BuildStats()
         self._pending = {}
         for src_path, stored in self._stored.items():
@@ -180,12 +185,13 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             for job in jobs:
                 pending = self._pending[job.stub.src_path] = _PendingPage()
                 if engine is None:
+                    # Loaded with the first page to generate: stored pages need neither.
+                    from mkdocs_aigen.pipeline import PagePipeline
+
                     engine = self._engine_for(setup)
                     engine.stats = self._stats
                     engine.store = setup.lock
                     engine.offline_reason = setup.offline_reason
-                from mkdocs_aigen.pipeline import PagePipeline
-
                 pipeline = PagePipeline(job, setup.settings, setup.prompts, self._stats)
                 key = self._page_keys.get(job.stub.src_path)
                 done = pending.finish
@@ -314,11 +320,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
 
     @staticmethod
     def _page_store(setup: Setup) -> PageStore | None:
-        # With a lock file in play its entries (and an author's edits to them) decide the
-        # text, so pages go through the lock one section at a time.
-        if setup.cache_dir is None or setup.lock is not None:
-            return None
-        return PageStore(setup.cache_dir)
+        return page_store_for(setup.cache_dir, locked=setup.lock is not None)
 
     @staticmethod
     def _keeping(
@@ -328,11 +330,15 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         only: offline ones skip the review, and must not stand in for an online page)."""
 
         def done(result: Any, error: BaseException | None) -> None:
-            if error is None and isinstance(result, PageResult) and worth_keeping(result):
-                neighbours = (job.nav_previous, job.nav_next)
-                sections = setup.count_sections(job.stub)
-                store.put(key, StoredPage(job.title, neighbours, sections, result))
-            pending.finish(result, error)
+            # ``finish`` whatever happens while storing: a page left pending would hang
+            # the build in ``on_page_markdown``.
+            try:
+                if error is None and isinstance(result, PageResult) and worth_keeping(result):
+                    neighbours = (job.nav_previous, job.nav_next)
+                    sections = setup.count_sections(job.stub)
+                    store.put(key, StoredPage(job.title, neighbours, sections, result))
+            finally:
+                pending.finish(result, error)
 
         return done
 

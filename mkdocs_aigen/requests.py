@@ -9,11 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
-from mkdocs_aigen.jobs import Stage
-
-# Bump when the meaning of a cached answer changes without the request changing
-# (for example a new way of cleaning output that is applied before caching).
-CACHE_FORMAT = 1
+from mkdocs_aigen.jobs import CACHE_FORMAT, Stage
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ config and the nav without running a build.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -75,24 +75,20 @@ def _title_from_path(src_path: str) -> str:
     return stem.replace("-", " ").replace("_", " ").capitalize()
 
 
-def reading_order(
+def nav_neighbours(
     nav_pages: Iterable[tuple[str, str | None]], titles: Mapping[str, str]
-) -> list[tuple[str, str]]:
-    """``(src_path, title)`` in nav order, from ``(src_path, nav title or None)`` and the
-    stub pages' own ``titles``.
+) -> dict[str, tuple[str | None, str | None]]:
+    """The previous and next page titles of every page in the nav (``None`` at either end),
+    from ``(src_path, nav title or None)`` in nav order and the stub pages' own ``titles``.
 
     Both the plugin and the command line name neighbours this way, so their prompts (and
-    so their request hashes) agree.
+    so their request hashes) agree. A page without a title of either kind is named after
+    its file.
     """
-    return [
+    order = [
         (src_path, nav_title or titles.get(src_path) or _title_from_path(src_path))
         for src_path, nav_title in nav_pages
     ]
-
-
-def nav_neighbours(order: Sequence[tuple[str, str]]) -> dict[str, tuple[str | None, str | None]]:
-    """The previous and next page titles of every page in ``order`` (see
-    :func:`reading_order`); ``None`` at either end."""
     neighbours: dict[str, tuple[str | None, str | None]] = {}
     for index, (src_path, _) in enumerate(order):
         previous = order[index - 1][1] if index > 0 else None

@@ -27,6 +27,8 @@ from mkdocs.config import load_config
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import Abort
 
+import mkdocs_aigen
+from mkdocs_aigen.pagecache import PageStore, StoredPage
 from mkdocs_aigen.plugin import AigenPlugin
 from tests.conftest import TEST_KEY_ENV, Site, warning_messages
 from tests.fake_server import FakeOpenAI
@@ -480,11 +482,58 @@ def test_a_damaged_page_file_is_only_a_miss(site: Site, server: FakeOpenAI) -> N
     site.build()
     first = site.html("guide.md")
     folder = site.root / ".cache" / "plugin" / "aigen" / "pages"
-    for path in folder.glob("*.pickle"):
-        path.write_bytes(path.read_bytes()[:40])
+    (page_file,) = folder.glob("*.pickle")
+    page_file.write_bytes(page_file.read_bytes()[:40])
+    (folder / "tmpleftover.tmp").write_bytes(b"half a page")  # an interrupted write
     site.build()
     assert len(server.log) == GUIDE_SECTIONS  # assembled again from the answers
     assert site.html("guide.md") == first
+    # ... and stored whole again under the same key, readable this time.
+    assert isinstance(PageStore(folder.parent).get(page_file.stem), StoredPage)
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs_aigen.cli", "-f", str(site.config_file), "cache", "clear"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(folder.glob("*")) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("model", "another-model"), ("temperature", 0.2), ("seed", 7), ("context", "ctx.md")],
+)
+def test_a_site_wide_change_misses_every_stored_page(
+    site: Site, server: FakeOpenAI, option: str, value: Any
+) -> None:
+    site.page("guide.md", GUIDE)
+    (site.root / "ctx.md").write_text("Foo runs on Linux.\n", encoding="utf-8")
+    site.build()
+    assert len(server.log) == GUIDE_SECTIONS
+    site.plugin[option] = value
+    site.build()
+    # New settings mean new requests for every section: no stored page stands in for them.
+    assert len(server.log) == 2 * GUIDE_SECTIONS
+
+
+def test_an_edited_template_misses_the_stored_page(site: Site, server: FakeOpenAI) -> None:
+    site.page("guide.md", GUIDE)
+    templates = site.root / "templates"
+    templates.mkdir()
+    site.plugin["templates_dir"] = str(templates)
+    site.build()
+    assert len(server.log) == GUIDE_SECTIONS
+    packaged = Path(mkdocs_aigen.__file__).parent / "templates" / "section.j2"
+    text = packaged.read_text(encoding="utf-8")
+    (templates / "section.j2").write_text(
+        text.replace("Write about", "Keep sentences short.\nWrite about"), encoding="utf-8"
+    )
+    site.build()
+    asked = server.log[GUIDE_SECTIONS:]
+    assert len(asked) == GUIDE_SECTIONS
+    assert all("Keep sentences short." in r.body["messages"][-1]["content"] for r in asked)
 
 
 def test_a_stub_warning_comes_back_on_every_build(

@@ -46,10 +46,12 @@ def _gc_paused() -> Iterator[bool]:
 def _trio_hidden() -> Iterator[None]:
     """Hide trio, if installed and not imported yet, while the SDK's HTTP library loads.
 
-    httpcore imports trio whenever it is installed (40-80 ms of CPU here, on the path to the
-    first request), only to run its *async* connection pool under trio; the client built
-    here is synchronous. Afterwards ``import trio`` works as before: only httpcore's async
-    classes, which no docs build uses, go without trio support in this process.
+    httpcore (httpcore2 under openai 3) imports trio whenever it is installed (40-80 ms of
+    CPU here, on the path to the first request), only to run its *async* connection pool
+    under trio; the client built here is synchronous. Afterwards ``import trio`` works as
+    before: only httpcore's async classes, which no docs build uses, go without trio
+    support in this process. While the SDK loads (in the engine's start-up thread), an
+    ``import trio`` elsewhere would fail; MkDocs and its plugins do not import trio.
     """
     if "trio" in sys.modules:
         yield
@@ -90,11 +92,9 @@ class OpenAIBackend:
                 max_retries=0,
                 timeout=timeout,
             )
-            # The SDK's HTTP library (a dependency of ``openai``, which its README imports
-            # too): ``client.post(..., cast_to=<its Response>)`` returns the raw response.
-            import httpx2
-
-            self._response_class = httpx2.Response
+            # ``client.post(..., cast_to=<Response>)`` returns the raw response: the class
+            # of the SDK's own HTTP library, ``httpx2`` since openai 3, ``httpx`` before.
+            self._response_class = _http_response_class()
 
     def complete(self, request: ChatRequest, timeout: float) -> Completion:
         """Send one chat completion and classify any failure."""
@@ -195,6 +195,17 @@ class OpenAIBackend:
                 kind, message, status=status, retry_after=retry_after, headers=headers
             )
         return BackendError("retryable", self._scrub(str(error)))
+
+
+def _http_response_class() -> type:
+    """``Response`` of the HTTP library the installed SDK is built on."""
+    try:
+        import httpx2
+    except ImportError:
+        import httpx
+
+        return httpx.Response
+    return httpx2.Response
 
 
 def _first_choice(data: Any) -> dict[str, Any]:
