@@ -75,8 +75,17 @@ class OpenAIBackend:
     max_parallel: int | None = None
 
     def __init__(
-        self, *, api_key: str, base_url: str | None, timeout: float, key_env: str | None = None
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        timeout: float,
+        key_env: str | None = None,
+        http_client: Any = None,
     ) -> None:
+        """Import the SDK and build its client; ``http_client`` (an ``httpx``/``httpx2``
+        ``Client``, as the SDK's own parameter of that name takes) replaces the SDK's
+        default HTTP client, for proxies or measurements."""
         with _gc_paused() as self._frozen, _trio_hidden():
             import openai  # slow to import: only builds that send requests pay for it
 
@@ -91,10 +100,11 @@ class OpenAIBackend:
                 # the SDK's own two retries would multiply the attempts.
                 max_retries=0,
                 timeout=timeout,
+                **({"http_client": http_client} if http_client is not None else {}),
             )
             # ``client.post(..., cast_to=<Response>)`` returns the raw response: the class
             # of the SDK's own HTTP library, ``httpx2`` since openai 3, ``httpx`` before.
-            self._response_class = _http_response_class()
+            self._response_class = http_response_class()
 
     def complete(self, request: ChatRequest, timeout: float) -> Completion:
         """Send one chat completion and classify any failure."""
@@ -197,7 +207,7 @@ class OpenAIBackend:
         return BackendError("retryable", self._scrub(str(error)))
 
 
-def _http_response_class() -> type:
+def http_response_class() -> type:
     """``Response`` of the HTTP library the installed SDK is built on."""
     try:
         import httpx2
