@@ -43,7 +43,7 @@ from mkdocs_aigen.pagecache import (
 from mkdocs_aigen.prompts import TemplateError
 from mkdocs_aigen.report import write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
-from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs
+from mkdocs_aigen.site import StubPage, find_stub, may_have_stub, nav_neighbours, page_jobs
 from mkdocs_aigen.stats import BuildStats
 
 if TYPE_CHECKING:
@@ -139,8 +139,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         templates = setup.prompts.fingerprint() if store is not None else ""
         for file in files.documentation_pages():
             text = file.content_string
-            # Cheap test first: most pages never mention the key.
-            if "aigen" not in text:
+            if not may_have_stub(text):
                 continue
             src_path = file.src_uri
             if store is not None:

@@ -32,11 +32,15 @@ class StubPage:
     title: str
 
 
+def may_have_stub(text: str) -> bool:
+    """Whether a page's source can carry a stub at all: a substring test that spares the
+    vast majority of pages, which never mention the key, any parsing or hashing."""
+    return "aigen" in text
+
+
 def find_stub(text: str, src_path: str, warn: Callable[[str], None]) -> StubPage | None:
     """Parse one page's source; ``None`` for pages without a stub (the vast majority)."""
-    # Cheap test first: most pages never mention the key, and a cached rebuild of a large
-    # site should cost next to nothing per page.
-    if "aigen" not in text:
+    if not may_have_stub(text):
         return None
     # Imported here: a rebuild that finds every page in the page store parses no stub.
     from mkdocs_aigen.stubs import parse_stub, read_front_matter
