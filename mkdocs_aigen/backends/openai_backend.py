@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import json
 import re
 import sys
@@ -208,8 +209,19 @@ class OpenAIBackend:
 
 
 def http_response_class() -> type:
-    """``Response`` of the HTTP library the installed SDK is built on."""
-    try:
+    """``Response`` of the HTTP library the installed SDK is built on.
+
+    Read off the SDK's public ``DefaultHttpxClient``, a subclass of that library's
+    ``Client``: both libraries may be installed side by side, and only the SDK knows
+    which one it uses.
+    """
+    import openai
+
+    for base in getattr(openai, "DefaultHttpxClient", type).__mro__:
+        if base.__name__ == "Client" and not base.__module__.startswith("openai"):
+            library = importlib.import_module(base.__module__.partition(".")[0])
+            return library.Response  # type: ignore[no-any-return]
+    try:  # an older SDK without DefaultHttpxClient
         import httpx2
     except ImportError:
         import httpx
