@@ -225,8 +225,9 @@ def instructions(config_file: Path | None, env: dict[str, str]) -> int | None:
     """Instructions a fresh build process executes under callgrind (``None`` without
     valgrind); ``config_file`` ``None`` runs :func:`imports_only` instead.
 
-    Unlike seconds, the count is the same run after run whatever else the machine does,
-    so it shows the plugin's own cost when wall times swing by a quarter.
+    Unlike seconds, the count does not move with whatever else the machine does (only by
+    about 1 % with Python's hash randomisation), so it shows the plugin's own cost when
+    wall times swing by a quarter.
     """
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -330,7 +331,6 @@ class SdkCost:
 
 def sdk_alone(url: str, requests: int = 200, threads: int = 32) -> dict[str, float]:
     """The child side of :meth:`Bench.sdk_alone`: ``OpenAIBackend`` and nothing else."""
-
     import mkdocs.commands.build  # noqa: F401  (a build process has MkDocs loaded already)
 
     from mkdocs_aigen.requests import ChatRequest, Message
@@ -393,7 +393,6 @@ def sdk_floor(request: Any, threads: int, rounds: int = 4) -> tuple[float, float
     after a wait, on caches that other work has cooled. The second sends 200 requests
     back to back on one thread, for comparison.
     """
-
     from mkdocs_aigen.backends.openai_backend import OpenAIBackend, http_response_class
 
     response_class = http_response_class()

@@ -24,7 +24,7 @@ from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.limits import estimate_prompt_tokens
 from mkdocs_aigen.lockfile import LockFile
-from mkdocs_aigen.pagecache import PageStore, page_key, page_store_for
+from mkdocs_aigen.pagecache import PageStore, page_key, page_store_for, site_identity
 from mkdocs_aigen.pipeline import PagePipeline, planned_answer
 from mkdocs_aigen.requests import ChatRequest
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
@@ -275,11 +275,8 @@ def current_page_keys(project: Project) -> set[str]:
     setup = project.setup
     if page_store_for(setup.cache_dir, locked=setup.lock is not None) is None:
         return set()
-    templates = setup.prompts.fingerprint()
-    return {
-        page_key(src_path, text, setup.settings, templates)
-        for src_path, text in project.sources.items()
-    }
+    site = site_identity(setup.settings, setup.prompts.fingerprint())
+    return {page_key(site, src_path, text) for src_path, text in project.sources.items()}
 
 
 # -- lock ------------------------------------------------------------------------------

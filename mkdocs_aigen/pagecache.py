@@ -53,13 +53,22 @@ class StoredPage:
     result: PageResult
 
 
-def page_key(src_path: str, text: str, settings: Settings, templates: str) -> str:
-    """The hash of a page's source ``text`` and everything site-wide that decides its
-    requests; ``templates`` fingerprints the prompt templates in use."""
-    digest = hashlib.sha256()
+def site_identity(settings: Settings, templates: str) -> str:
+    """The hash of everything site-wide that decides a page's requests, computed once a
+    build; ``templates`` fingerprints the prompt templates in use."""
     # Settings is a frozen dataclass of strings, numbers and tuples: its repr is stable.
+    return _digest(PAGE_FORMAT, CACHE_FORMAT, __version__, templates, settings)
+
+
+def page_key(site: str, src_path: str, text: str) -> str:
+    """The key of a page's source ``text`` under the :func:`site_identity` ``site``."""
+    return _digest(site, src_path, text)
+
+
+def _digest(*parts: object) -> str:
+    digest = hashlib.sha256()
     # Each part goes in with its length, so no two different inputs run together.
-    for part in (PAGE_FORMAT, CACHE_FORMAT, __version__, templates, settings, src_path, text):
+    for part in parts:
         encoded = (part if isinstance(part, str) else repr(part)).encode("utf-8")
         digest.update(b"%d:" % len(encoded))
         digest.update(encoded)

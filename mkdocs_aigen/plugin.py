@@ -38,6 +38,7 @@ from mkdocs_aigen.pagecache import (
     StoredPage,
     page_key,
     page_store_for,
+    site_identity,
     worth_keeping,
 )
 from mkdocs_aigen.prompts import TemplateError
@@ -136,16 +137,16 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._stub_pages, self._stored, self._sources, self._page_keys = {}, {}, {}, {}
         self._pending = {}  # under `mkdocs serve`, nothing of the previous build carries over
         store = self._page_store(setup)
-        templates = setup.prompts.fingerprint() if store is not None else ""
+        site = ""
+        if store is not None:
+            site = site_identity(setup.settings, setup.prompts.fingerprint())
         for file in files.documentation_pages():
             text = file.content_string
             if not may_have_stub(text):
                 continue
             src_path = file.src_uri
             if store is not None:
-                key = self._page_keys[src_path] = page_key(
-                    src_path, text, setup.settings, templates
-                )
+                key = self._page_keys[src_path] = page_key(site, src_path, text)
                 stored = store.get(key)
                 if stored is not None:
                     self._stored[src_path] = stored

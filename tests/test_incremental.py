@@ -484,21 +484,11 @@ def test_a_damaged_page_file_is_only_a_miss(site: Site, server: FakeOpenAI) -> N
     folder = site.root / ".cache" / "plugin" / "aigen" / "pages"
     (page_file,) = folder.glob("*.pickle")
     page_file.write_bytes(page_file.read_bytes()[:40])
-    (folder / "tmpleftover.tmp").write_bytes(b"half a page")  # an interrupted write
     site.build()
     assert len(server.log) == GUIDE_SECTIONS  # assembled again from the answers
     assert site.html("guide.md") == first
     # ... and stored whole again under the same key, readable this time.
     assert isinstance(PageStore(folder.parent).get(page_file.stem), StoredPage)
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs_aigen.cli", "-f", str(site.config_file), "cache", "clear"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert list(folder.glob("*")) == []
 
 
 @pytest.mark.parametrize(

@@ -9,28 +9,32 @@ from pathlib import Path
 import pytest
 
 from mkdocs_aigen.jobs import PageResult, Settings
-from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key
+from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, site_identity
 
 SETTINGS = Settings(site_name="Site", model="m")
 
 
+def _key(src_path: str, text: str, settings: Settings, templates: str) -> str:
+    return page_key(site_identity(settings, templates), src_path, text)
+
+
 def test_every_part_of_the_key_counts() -> None:
-    base = page_key("a.md", "text", SETTINGS, "t1")
+    base = _key("a.md", "text", SETTINGS, "t1")
     variants = {
-        page_key("b.md", "text", SETTINGS, "t1"),
-        page_key("a.md", "text!", SETTINGS, "t1"),
-        page_key("a.md", "text", dataclasses.replace(SETTINGS, model="m2"), "t1"),
-        page_key("a.md", "text", dataclasses.replace(SETTINGS, site_context="c"), "t1"),
-        page_key("a.md", "text", SETTINGS, "t2"),
+        _key("b.md", "text", SETTINGS, "t1"),
+        _key("a.md", "text!", SETTINGS, "t1"),
+        _key("a.md", "text", dataclasses.replace(SETTINGS, model="m2"), "t1"),
+        _key("a.md", "text", dataclasses.replace(SETTINGS, site_context="c"), "t1"),
+        _key("a.md", "text", SETTINGS, "t2"),
     }
     assert base not in variants
     assert len(variants) == 5
-    assert page_key("a.md", "text", SETTINGS, "t1") == base
+    assert _key("a.md", "text", SETTINGS, "t1") == base
 
 
 def test_parts_do_not_run_together() -> None:
     # With a plain separator these two would hash the same text.
-    assert page_key("a|b", "c", SETTINGS, "t") != page_key("a", "b|c", SETTINGS, "t")
+    assert _key("a|b", "c", SETTINGS, "t") != _key("a", "b|c", SETTINGS, "t")
 
 
 def _page(result: PageResult) -> StoredPage:

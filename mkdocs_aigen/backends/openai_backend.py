@@ -86,7 +86,8 @@ class OpenAIBackend:
     ) -> None:
         """Import the SDK and build its client; ``http_client`` (an ``httpx``/``httpx2``
         ``Client``, as the SDK's own parameter of that name takes) replaces the SDK's
-        default HTTP client, for proxies or measurements."""
+        default one: the benchmark hands it an in-memory transport to measure the SDK
+        without a network."""
         with _gc_paused() as self._frozen, _trio_hidden():
             import openai  # slow to import: only builds that send requests pay for it
 
