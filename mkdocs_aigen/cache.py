@@ -19,6 +19,8 @@ class CachedAnswer:
     model: str = ""
     stage: str = ""
     label: str = ""
+    #: The site that paid for it (its ``mkdocs.yml``): ``cache prune`` leaves other sites'.
+    site: str = ""
 
 
 class ResponseCache:
@@ -73,6 +75,7 @@ class ResponseCache:
             model=str(value.get("model", "")),
             stage=str(value.get("stage", "")),
             label=str(value.get("label", "")),
+            site=str(value.get("site", "")),
         )
 
     def set(self, key: str, answer: CachedAnswer) -> bool:
@@ -86,6 +89,7 @@ class ResponseCache:
             "model": answer.model,
             "stage": answer.stage,
             "label": answer.label,
+            "site": answer.site,
             "created": time.time(),
         }
         try:

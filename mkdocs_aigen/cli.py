@@ -24,7 +24,7 @@ from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.limits import estimate_prompt_tokens
 from mkdocs_aigen.lockfile import LockFile
-from mkdocs_aigen.pagecache import PageStore, page_key, page_store_for, site_identity
+from mkdocs_aigen.pagecache import PageStore, page_key, page_store_for
 from mkdocs_aigen.pipeline import PagePipeline, planned_answer
 from mkdocs_aigen.requests import ChatRequest
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
@@ -126,13 +126,12 @@ def run_pipelines(project: Project, engine: Engine) -> list[PageResult]:
 def planning_engine(project: Project, *, use_cache: bool, use_lock: bool = True) -> Engine:
     """An engine that never sends: misses are recorded and answered with stand-ins."""
     setup = project.setup
+    cache = ResponseCache(setup.cache_dir if use_cache else None, log.warning)
     return Engine(
         concurrency=1,
-        cache=ResponseCache(setup.cache_dir if use_cache else None, log.warning),
+        answers=setup.answer_sources(cache, planning=planned_answer, use_lock=use_lock),
         stats=BuildStats(),
         backend_factory=None,
-        store=setup.lock if use_lock else None,
-        planning=planned_answer,
     )
 
 
@@ -153,9 +152,10 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
     if arguments.prices:
         prices.update(_load_prices(Path(arguments.prices)))
     model = project.setup.settings.model
-    per_stage: Counter[str] = Counter(r.stage for r in engine.requests_planned)
+    planned = engine.answers.requests_planned
+    per_stage: Counter[str] = Counter(r.stage for r in planned)
     prompt_tokens = completion_tokens = 0
-    for request in engine.requests_planned:
+    for request in planned:
         prompt, completion = estimate_tokens(request)
         prompt_tokens += prompt
         completion_tokens += completion
@@ -171,7 +171,7 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         pages.append({"page": result.src_path, "sections": sections})
     summary = {
         "model": model,
-        "requests": len(engine.requests_planned),
+        "requests": len(planned),
         "requests_by_stage": dict(sorted(per_stage.items())),
         "sections": sum(len(p["sections"]) for p in pages),
         "locked": sum(1 for p in pages for s in p["sections"] if s["status"] == "locked"),
@@ -248,26 +248,65 @@ def command_cache(project: Project, arguments: argparse.Namespace) -> int:
             removed = cache.clear() + store.clear()
             print(f"removed {removed} entries from {cache_dir}")
         else:
-            engine = planning_engine(project, use_cache=True, use_lock=False)
-            run_pipelines(project, engine)
-            engine.cache.close()
-            stale = [key for key in cache if key not in engine.keys_seen]
-            for key in stale:
-                cache.delete(key)
-            pages = current_page_keys(project)
-            stored = set(store)
-            stale_pages = stored - pages
-            for key in stale_pages:
-                store.delete(key)
-            store.remove_leftovers()
-            kept = len(engine.keys_seen) + len(stored & pages)
-            print(
-                f"removed {len(stale) + len(stale_pages)} entries no current stub needs; "
-                f"kept {kept}"
-            )
+            _prune(project, cache, store, everything=arguments.all, dry_run=arguments.dry_run)
     finally:
         cache.close()
     return 0
+
+
+def _prune(
+    project: Project,
+    cache: ResponseCache,
+    store: PageStore,
+    *,
+    everything: bool,
+    dry_run: bool,
+) -> None:
+    """Remove what the current stubs no longer use: this site's entries only, unless
+    ``everything``. What they would use under the configured provider, and what the
+    fallback wrote for them, always stays."""
+    setup = project.setup
+    engine = planning_engine(project, use_cache=True, use_lock=False)
+    run_pipelines(project, engine)
+    used = engine.answers.keys_seen
+    engine.answers.cache.close()
+    stale: list[str] = []
+    others = 0
+    for key in list(cache):
+        if key in used:
+            continue
+        answer = cache.get(key)
+        # Another site's answer, or one from an older version that names no site: kept,
+        # because nothing here can tell whether that site still needs it.
+        if not everything and (answer is None or answer.site != setup.site):
+            others += 1
+            continue
+        stale.append(key)
+        if dry_run:
+            label = f"{answer.stage} {answer.label}" if answer is not None else "(unreadable)"
+            print(f"would remove answer {key[:12]} {label}")
+    pages = current_page_keys(project)
+    stale_pages: list[str] = []
+    for key in set(store) - pages:
+        page = store.get(key)
+        if not everything and (page is None or page.site != setup.site):
+            others += 1
+            continue
+        stale_pages.append(key)
+        if dry_run:
+            print(f"would remove page {key[:12]}" + (f" {page.result.src_path}" if page else ""))
+    kept = f"kept {len(used & set(cache.keys())) + len(pages & set(store))} this site uses"
+    if others:
+        kept += f" and {others} of other sites or older versions (`--all` removes them)"
+    if dry_run:
+        print(f"would remove {len(stale) + len(stale_pages)} entries; {kept}")
+        return
+    for key in stale:
+        cache.delete(key)
+    for key in stale_pages:
+        store.delete(key)
+    store.remove_leftovers()
+    print(f"removed {len(stale) + len(stale_pages)} entries no current stub needs; {kept}")
 
 
 def current_page_keys(project: Project) -> set[str]:
@@ -275,7 +314,7 @@ def current_page_keys(project: Project) -> set[str]:
     setup = project.setup
     if page_store_for(setup.cache_dir, locked=setup.lock is not None) is None:
         return set()
-    site = site_identity(setup.settings, setup.prompts.fingerprint())
+    site = setup.pages_identity()
     return {page_key(site, src_path, text) for src_path, text in project.sources.items()}
 
 
@@ -291,14 +330,13 @@ def command_lock(project: Project, arguments: argparse.Namespace) -> int:
         return _check_lock(project)
     stats = BuildStats()
     stats.sections_total = sum(setup.count_sections(job.stub) for job in project.jobs)
+    answers = setup.answer_sources(ResponseCache(setup.cache_dir, log.warning))
     engine = Engine(
         concurrency=setup.concurrency,
-        cache=ResponseCache(setup.cache_dir, log.warning),
+        answers=answers,
         stats=stats,
         backend_factory=setup.backend_factory,
         limiter=setup.make_limiter,
-        store=setup.lock,
-        offline_reason=setup.offline_reason,
         max_retries=setup.max_retries,
         timeout=setup.timeout,
     )
@@ -306,14 +344,30 @@ def command_lock(project: Project, arguments: argparse.Namespace) -> int:
         results = run_pipelines(project, engine)
     finally:
         engine.close(cancel=False)
-        engine.cache.close()
+        answers.cache.close()
     failed = [(r.src_path, s) for r in results for s in r.failed]
-    lock = LockFile.from_results(results, setup.settings.model)
+    # A fallback's text never goes into the lock: the lock is what the configured model
+    # wrote (or what a person reviewed), and a later build would take it as such.
+    skipped = answers.fallback_keys
+    lock = LockFile.from_results(results, setup.settings.model, skip=skipped)
     lock.write(setup.lock_path)
     print(f"wrote {setup.lock_path}: {len(lock.entries)} entries ({stats.summary_line()})")
     for page, section in failed:
         print(f"  not locked: {page}: {' > '.join(section.path)}: {section.error}")
-    return 1 if failed else 0
+    fallback = [
+        (r.src_path, s)
+        for r in results
+        for s in r.sections
+        if s.text is not None and (s.fallback or s.key in skipped or s.lock_key in skipped)
+    ]
+    for page, section in fallback:
+        assert setup.fallback is not None
+        print(
+            f"  not locked: {page}: {' > '.join(section.path)}: written by the fallback "
+            f"model {setup.fallback.model}, not {setup.settings.model} (set an API key, or "
+            "`provider: local` to lock the embedded model's text on purpose)"
+        )
+    return 1 if failed or fallback else 0
 
 
 def _check_lock(project: Project) -> int:
@@ -332,7 +386,7 @@ def _check_lock(project: Project) -> int:
                 problems.append(f"{result.src_path}: {path}: {why}")
         if result.polish_key and lock.answer(result.polish_key) is None:
             problems.append(f"{result.src_path}: polished page: missing or stale")
-    used = engine.keys_seen
+    used = engine.answers.keys_seen
     unused = [e for e in lock.entries.values() if e.hash not in used]
     for problem in problems:
         print(problem)
@@ -360,6 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--prices", help="YAML file: model: {input: N, output: N} USD per 1M tokens")
     cache = commands.add_parser("cache", help="inspect or clean the response cache")
     cache.add_argument("action", choices=("info", "clear", "prune"))
+    cache.add_argument(
+        "--all",
+        action="store_true",
+        help="prune: also remove entries of other sites sharing the cache directory",
+    )
+    cache.add_argument(
+        "--dry-run", action="store_true", help="prune: list what would be removed, remove nothing"
+    )
     lock = commands.add_parser("lock", help="write or refresh the lock file")
     lock.add_argument("--check", action="store_true", help="exit 1 if the lock is stale")
     return parser

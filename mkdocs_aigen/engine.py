@@ -20,34 +20,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
+from mkdocs_aigen.answers import AnswerSources, Outcome
 from mkdocs_aigen.backends.base import Backend
-from mkdocs_aigen.cache import CachedAnswer, ResponseCache
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
 from mkdocs_aigen.stats import BuildStats
 
 if TYPE_CHECKING:
     from mkdocs_aigen.limits import RateLimiter
-
-Source = Literal["lock", "cache", "network", "planned", "missing", "failed"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The answer to one request, or why there is none."""
-
-    request: ChatRequest
-    source: Source
-    text: str | None = None
-    error: str | None = None
-    completion: Completion | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether there is text to use."""
-        return self.text is not None
 
 
 @dataclass(frozen=True)
@@ -61,19 +43,16 @@ Flow = Generator["ChatRequest | Gather", Any, Any]
 Done = Callable[[Any, BaseException | None], None]
 
 
-class AnswerStore(Protocol):
-    """Text known before asking anyone (the lock file)."""
-
-    def answer(self, key: str) -> str | None:
-        """The stored answer for a request hash, if any."""
-        ...
-
-
 @dataclass
 class _Job:
     request: ChatRequest
     deliver: Callable[[Outcome], None]
-    enqueued: float = field(default_factory=time.monotonic)
+    #: The build's cancellation at the time it was queued: cancelling a build never
+    #: reaches into the next one, which has its own.
+    cancelled: threading.Event
+    #: The build's answer sources: a request still in flight when the next build begins
+    #: is kept where its own build said.
+    answers: AnswerSources
 
 
 class Engine:
@@ -83,25 +62,19 @@ class Engine:
         self,
         *,
         concurrency: int,
-        cache: ResponseCache,
+        answers: AnswerSources,
         stats: BuildStats,
         backend_factory: Callable[[], Backend] | None,
         limiter: Callable[[], RateLimiter] | None = None,
-        store: AnswerStore | None = None,
-        offline_reason: str | None = None,
-        planning: Callable[[ChatRequest], str] | None = None,
         max_retries: int = 5,
         timeout: float = 120.0,
         on_progress: Callable[[], None] | None = None,
         longest_first: bool = True,
     ) -> None:
-        self.cache = cache
+        #: Where answers come from and where they are kept (see :mod:`mkdocs_aigen.answers`).
+        self.answers = answers
         self.stats = stats
-        self.store = store
-        #: Why no request may be sent (offline, no key, ``serve: cache_only``); ``None``: online.
-        self.offline_reason = offline_reason
         self._backend_factory = backend_factory
-        self._planning = planning
         self._concurrency = max(1, concurrency)
         # Made with the first request: a cached build never needs (or imports) it.
         self._limiter_factory = limiter
@@ -124,10 +97,25 @@ class Engine:
         self._backend_error: BackendError | None = None
         #: The first error that makes every further request pointless (401, unknown model).
         self.fatal: BackendError | None = None
-        self.requests_planned: list[ChatRequest] = []
-        #: Every request hash asked for while planning (``cache prune`` and
-        #: ``lock --check`` use them); a build has no use for it.
-        self.keys_seen: set[str] = set()
+
+    def begin_build(self, answers: AnswerSources, stats: BuildStats) -> None:
+        """Start a build from clean state on an engine kept from the previous one.
+
+        Under ``mkdocs serve`` one engine (threads, HTTP connections) serves every
+        rebuild. A failed or interrupted build cancelled it, closed its limiter and may
+        have recorded a fatal error; none of that may carry into the next build, which
+        would otherwise fail every section it has to generate as "cancelled".
+        """
+        with self._lock:
+            self.answers = answers
+            self.stats = stats
+            self.fatal = None
+            self._cancelled = threading.Event()
+            if self._limiter is not None and self._limiter.closed:
+                self._limiter = None  # the next request makes a fresh one
+            # A backend that could not start (a missing package) may start now.
+            if self._backend is None:
+                self._backend_error = None
 
     # -- flows ---------------------------------------------------------------------------
 
@@ -183,30 +171,17 @@ class Engine:
 
     def _answer_now(self, request: ChatRequest) -> Outcome | None:
         """An outcome without the network, or ``None`` when the request must be sent."""
-        key = request.key
-        if self._planning is not None:
-            self.keys_seen.add(key)
-        if self.store is not None:
-            text = self.store.answer(key)
-            if text is not None:
-                self.stats.add(request.stage, lock_hits=1)
-                return Outcome(request, "lock", text)
-        cached = self.cache.get(key)
-        if cached is not None:
-            self.stats.add(request.stage, cache_hits=1)
-            return Outcome(request, "cache", cached.text)
-        if self._planning is not None:
-            self.requests_planned.append(request)
-            return Outcome(request, "planned", self._planning(request))
-        if self.offline_reason is not None:
-            return Outcome(request, "missing", error=self.offline_reason)
+        outcome = self.answers.lookup(request, self.stats)
+        if outcome is not None:
+            return outcome
         if self.fatal is not None:
             self.stats.add(request.stage, failures=1)
             return Outcome(request, "failed", error=self.fatal.message)
         return None
 
     def _submit(self, request: ChatRequest, deliver: Callable[[Outcome], None]) -> None:
-        if self._cancelled.is_set():
+        cancelled = self._cancelled
+        if cancelled.is_set():
             deliver(Outcome(request, "failed", error="the build was cancelled"))
             return
         self._ensure_workers()
@@ -221,7 +196,8 @@ class Engine:
             priority = -float(request.max_tokens)
         else:
             priority = 0.0
-        self._queue.put((priority, next(self._order), _Job(request, deliver)))
+        job = _Job(request, deliver, cancelled, self.answers)
+        self._queue.put((priority, next(self._order), job))
 
     def start(self) -> None:
         """Build the backend and the workers now, ahead of the first miss; the workers
@@ -266,7 +242,7 @@ class Engine:
             if job is None:
                 return
             try:
-                outcome = self._execute(job.request)
+                outcome = self._execute(job)
             except Exception as error:  # a bug, not a provider's failure: still only one section
                 self.stats.add(job.request.stage, failures=1)
                 message = f"internal error: {type(error).__name__}: {error}"
@@ -277,24 +253,21 @@ class Engine:
                 if self._on_progress is not None:
                     self._on_progress()
 
-    def _execute(self, request: ChatRequest) -> Outcome:
+    def _execute(self, job: _Job) -> Outcome:
         # Imported by the first request: a cached build never needs tenacity (~6 ms).
         from mkdocs_aigen.limits import LimiterClosed
-        from mkdocs_aigen.retry import Cancelled, call_with_retries
+        from mkdocs_aigen.retry import Cancelled
 
-        if self._cancelled.is_set():
+        request, cancelled, answers = job.request, job.cancelled, job.answers
+        if cancelled.is_set():
             return Outcome(request, "failed", error="the build was cancelled")
         if self.fatal is not None:
             self.stats.add(request.stage, failures=1)
             return Outcome(request, "failed", error=self.fatal.message)
+        sent = answers.to_send(request)
         try:
             backend = self._get_backend()
-            completion = call_with_retries(
-                lambda: self._attempt(backend, request),
-                max_retries=self._max_retries,
-                cancelled=self._cancelled,
-                on_retry=lambda error: self.stats.add(request.stage, retries=1),
-            )
+            completion = self._complete(backend, sent, cancelled)
         except (Cancelled, LimiterClosed):
             return Outcome(request, "failed", error="the build was cancelled")
         except BackendError as error:
@@ -304,20 +277,41 @@ class Engine:
                     if self.fatal is None:
                         self.fatal = error
             return Outcome(request, "failed", error=error.message)
-        # In the cache before anything else happens: a paid answer is never lost, even
-        # if the build is interrupted a moment later.
-        self.cache.set(
-            request.key,
-            CachedAnswer(
-                text=completion.text,
-                prompt_tokens=completion.prompt_tokens,
-                completion_tokens=completion.completion_tokens,
-                model=request.model,
-                stage=request.stage,
-                label=request.label,
-            ),
-        )
-        return Outcome(request, "network", completion.text, completion=completion)
+        return answers.keep(request, sent, completion)
+
+    def _complete(
+        self, backend: Backend, request: ChatRequest, cancelled: threading.Event
+    ) -> Completion:
+        """Retried as the policy says; an answer cut off at ``max_tokens`` gets one more
+        try with twice the budget, and is never used as it is."""
+        from mkdocs_aigen.retry import call_with_retries
+
+        def attempt(sent: ChatRequest) -> Completion:
+            return call_with_retries(
+                lambda: self._attempt(backend, sent),
+                max_retries=self._max_retries,
+                cancelled=cancelled,
+                on_retry=lambda error: self.stats.add(request.stage, retries=1),
+            )
+
+        try:
+            return attempt(request)
+        except BackendError as error:
+            if error.kind != "truncated":
+                raise
+        self.stats.add(request.stage, retries=1)
+        # The larger budget changes only what is sent: the answer is kept under the
+        # original request's key, which is what the next build looks for.
+        try:
+            return attempt(replace(request, max_tokens=request.max_tokens * 2))
+        except BackendError as error:
+            if error.kind != "truncated":
+                raise
+            raise BackendError(
+                "invalid",
+                f"the answer was cut off at {request.max_tokens * 2} tokens, even with "
+                "twice the budget asked for",
+            ) from None
 
     def _attempt(self, backend: Backend, request: ChatRequest) -> Completion:
         chars = request.prompt_chars()
@@ -390,7 +384,9 @@ class Engine:
     def cancel(self) -> None:
         """Stop: queued requests fail as cancelled, waiting threads wake up, answers that
         already arrived stay in the cache."""
-        self._cancelled.set()
+        with self._lock:
+            cancelled = self._cancelled
+        cancelled.set()
         self._gate.set()
         if self._limiter is not None:
             self._limiter.close()

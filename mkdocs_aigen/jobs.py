@@ -8,10 +8,11 @@ reads finished pages back, never imports the generation machinery.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from mkdocs_aigen.requests import ChatRequest
     from mkdocs_aigen.stubs import PageStub
 
 Stage = Literal["expand", "section", "augment", "polish", "review"]
@@ -54,6 +55,29 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """The backend the environment resolved instead of the configured one.
+
+    Requests keep the configured identity everywhere; only a request that has to be
+    *sent* becomes the fallback's own request, with its model and sampling, and so its
+    own key.
+    """
+
+    #: Backend name, for messages (``local``).
+    name: str
+    #: The fallback's model (the GGUF file's name for the embedded model).
+    model: str
+    temperature: float
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def adapt(self, request: ChatRequest) -> ChatRequest:
+        """The request the fallback is really asked, under its own key."""
+        from dataclasses import replace
+
+        return replace(request, model=self.model, temperature=self.temperature, extra=self.extra)
+
+
+@dataclass(frozen=True)
 class PageJob:
     """One page to generate, with what it knows of its neighbours."""
 
@@ -80,6 +104,8 @@ class SectionResult:
     lock_key: str = ""
     #: Achieved / target words, for answers measured in this build (not locked ones).
     ratio: float | None = None
+    #: Some of its text was written by the fallback backend, not the configured model.
+    fallback: bool = False
 
     @property
     def title(self) -> str:

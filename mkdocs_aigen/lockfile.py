@@ -9,7 +9,7 @@ section's text is kept until that section's stub changes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,12 +76,18 @@ class LockFile:
         return lock
 
     @classmethod
-    def from_results(cls, results: Iterable[PageResult], model: str) -> LockFile:
-        """What a build produced, as a lock (failed sections are left out)."""
+    def from_results(
+        cls, results: Iterable[PageResult], model: str, *, skip: Collection[str] = ()
+    ) -> LockFile:
+        """What a build produced, as a lock. Failed sections are left out, and so is
+        whatever a fallback backend wrote: sections marked so, and answers whose request
+        hash is in ``skip``."""
         lock = cls()
         for result in results:
             for section in result.sections:
-                if section.text is None or section.target == 0:
+                if section.text is None or section.target == 0 or section.fallback:
+                    continue
+                if section.key in skip or section.lock_key in skip:
                     continue
                 lock.add(
                     LockEntry(
@@ -94,6 +100,8 @@ class LockFile:
                     )
                 )
             for expansion in result.expansions:
+                if expansion.key in skip:
+                    continue
                 lock.add(
                     LockEntry(
                         result.src_path,
@@ -104,7 +112,7 @@ class LockFile:
                         model,
                     )
                 )
-            if result.polish_key and result.polished is not None:
+            if result.polish_key and result.polished is not None and result.polish_key not in skip:
                 lock.add(
                     LockEntry(
                         result.src_path, "polish", "", result.polish_key, result.polished, model

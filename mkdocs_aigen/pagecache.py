@@ -51,13 +51,17 @@ class StoredPage:
     #: Outline items it asked for, for the build's section counters.
     sections: int
     result: PageResult
+    #: The site that wrote it (its ``mkdocs.yml``): ``cache prune`` leaves other sites'.
+    site: str = ""
 
 
-def site_identity(settings: Settings, templates: str) -> str:
+def site_identity(settings: Settings, templates: str, fallback: object = None) -> str:
     """The hash of everything site-wide that decides a page's requests, computed once a
-    build; ``templates`` fingerprints the prompt templates in use."""
-    # Settings is a frozen dataclass of strings, numbers and tuples: its repr is stable.
-    return _digest(PAGE_FORMAT, CACHE_FORMAT, __version__, templates, settings)
+    build; ``templates`` fingerprints the prompt templates in use, ``fallback`` is the
+    backend the environment fell back to (``None`` for the configured one)."""
+    # Settings and Fallback are frozen dataclasses of strings, numbers and tuples: their
+    # reprs are stable.
+    return _digest(PAGE_FORMAT, CACHE_FORMAT, __version__, templates, settings, fallback)
 
 
 def page_key(site: str, src_path: str, text: str) -> str:

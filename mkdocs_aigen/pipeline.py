@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from mkdocs_aigen.answers import Outcome
 from mkdocs_aigen.assemble import (
     RenderedSection,
     clean_section_text,
@@ -22,7 +23,7 @@ from mkdocs_aigen.assemble import (
     render_sections,
     unwrap_markdown_fence,
 )
-from mkdocs_aigen.engine import Flow, Gather, Outcome
+from mkdocs_aigen.engine import Flow, Gather
 from mkdocs_aigen.jobs import (
     Expansion,
     PageJob,
@@ -182,6 +183,7 @@ class PagePipeline:
         )
         outcome: Outcome = yield request
         result.source = outcome.source
+        result.fallback = outcome.fallback
         if not outcome.ok:
             result.error = outcome.error
             self._finish(result)
@@ -205,6 +207,7 @@ class PagePipeline:
                     longer_words = count_words(candidate)
                     if longer_words > achieved:
                         text, words = candidate, longer_words
+                        result.fallback = result.fallback or longer.fallback
         result.text = text
         self._finish(result, words)
         return result

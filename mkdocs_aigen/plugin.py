@@ -33,14 +33,7 @@ from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.lockfile import LockError
 from mkdocs_aigen.markers import MarkerError, insert_block
-from mkdocs_aigen.pagecache import (
-    PageStore,
-    StoredPage,
-    page_key,
-    page_store_for,
-    site_identity,
-    worth_keeping,
-)
+from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, page_store_for, worth_keeping
 from mkdocs_aigen.prompts import TemplateError
 from mkdocs_aigen.report import write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
@@ -137,9 +130,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._stub_pages, self._stored, self._sources, self._page_keys = {}, {}, {}, {}
         self._pending = {}  # under `mkdocs serve`, nothing of the previous build carries over
         store = self._page_store(setup)
-        site = ""
-        if store is not None:
-            site = site_identity(setup.settings, setup.prompts.fingerprint())
+        site = setup.pages_identity() if store is not None else ""
         for file in files.documentation_pages():
             text = file.content_string
             if not may_have_stub(text):
@@ -189,9 +180,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                     from mkdocs_aigen.pipeline import PagePipeline
 
                     engine = self._engine_for(setup)
-                    engine.stats = self._stats
-                    engine.store = setup.lock
-                    engine.offline_reason = setup.offline_reason
+                    # Under `mkdocs serve` the engine outlives a failed build: nothing of
+                    # that build (cancelled, a fatal error) may carry into this one.
+                    engine.begin_build(setup.answer_sources(self._cache_for(setup)), self._stats)
                 pipeline = PagePipeline(job, setup.settings, setup.prompts, self._stats)
                 key = self._page_keys.get(job.stub.src_path)
                 done = pending.finish
@@ -247,6 +238,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         setup = self._setup
         assert setup is not None
         results = [p.result for p in self._pending.values() if p.result is not None]
+        if setup.fallback is not None:
+            self._report_fallback(setup, results)
         for result in sorted(results, key=lambda r: r.src_path):
             if result.scores:
                 scores = ", ".join(f"{name} {score:.1f}" for name, score in result.scores.items())
@@ -336,7 +329,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 if error is None and isinstance(result, PageResult) and worth_keeping(result):
                     neighbours = (job.nav_previous, job.nav_next)
                     sections = setup.count_sections(job.stub)
-                    store.put(key, StoredPage(job.title, neighbours, sections, result))
+                    store.put(key, StoredPage(job.title, neighbours, sections, result, setup.site))
             finally:
                 pending.finish(result, error)
 
@@ -366,7 +359,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
 
         self._engine = Engine(
             concurrency=setup.concurrency,
-            cache=cache,
+            answers=setup.answer_sources(cache),
             stats=self._stats,
             backend_factory=setup.backend_factory,
             limiter=setup.make_limiter,
@@ -422,6 +415,20 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 self._cancel()
                 raise PluginError(message)
             log.warning(message)
+
+    @staticmethod
+    def _report_fallback(setup: Setup, results: list[PageResult]) -> None:
+        """Say once how much of the site the fallback wrote, and what that means."""
+        fallback = setup.fallback
+        assert fallback is not None
+        sections = [s for r in results for s in r.sections if s.text is not None]
+        written = sum(1 for s in sections if s.fallback)
+        if written:
+            log.info(
+                f"aigen: {written} of {len(sections)} sections written by the fallback model "
+                f"{fallback.model} ({fallback.name}), not {setup.settings.model}: cached apart "
+                "from its answers and never locked; a build with an API key replaces them"
+            )
 
     def _any_missing(self) -> bool:
         return any(

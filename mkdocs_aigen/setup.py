@@ -11,15 +11,20 @@ from typing import TYPE_CHECKING, Any
 from mkdocs.config.defaults import MkDocsConfig
 
 from mkdocs_aigen.config import AigenConfig
-from mkdocs_aigen.jobs import ReviewSettings, Settings
+from mkdocs_aigen.jobs import Fallback, ReviewSettings, Settings
 from mkdocs_aigen.lockfile import LockFile
 from mkdocs_aigen.prompts import Prompts
 
 if TYPE_CHECKING:
+    from mkdocs_aigen.answers import AnswerSources
     from mkdocs_aigen.backends.base import Backend
+    from mkdocs_aigen.cache import ResponseCache
     from mkdocs_aigen.limits import RateLimiter
+    from mkdocs_aigen.requests import ChatRequest
     from mkdocs_aigen.stubs import PageStub
 
+#: The embedded model's default temperature: a 135M model wanders at 0.7.
+LOCAL_TEMPERATURE = 0.3
 #: Sampling that keeps a 135M-parameter model from looping.
 LOCAL_SAMPLING: tuple[tuple[str, Any], ...] = (("repeat_penalty", 1.2), ("top_k", 40))
 
@@ -55,6 +60,12 @@ class Setup:
     tpm: int | None = None
     max_parallel: int | None = None
     engine_identity: tuple[Any, ...] = field(default=())
+    #: What the environment resolved instead of the configured provider (``provider:
+    #: auto`` with no key, falling back to the embedded model); ``None``: the configured one.
+    fallback: Fallback | None = None
+    #: Names this site in the cache's records, so ``cache prune`` in one site never
+    #: removes another's answers from a shared directory: the resolved ``mkdocs.yml``.
+    site: str = ""
     #: Retries per request and seconds per attempt (the command line's engines need them too).
     max_retries: int = 5
     timeout: float = 120.0
@@ -67,6 +78,32 @@ class Setup:
         if self.max_parallel is not None:
             slots = min(slots, self.max_parallel)
         return RateLimiter(concurrency=slots, rpm=self.rpm, tpm=self.tpm)
+
+    def answer_sources(
+        self,
+        cache: ResponseCache,
+        *,
+        planning: Callable[[ChatRequest], str] | None = None,
+        use_lock: bool = True,
+    ) -> AnswerSources:
+        """Where this build's answers come from (see :mod:`mkdocs_aigen.answers`)."""
+        from mkdocs_aigen.answers import AnswerSources  # not needed on the cached path
+
+        return AnswerSources(
+            cache,
+            lock=self.lock if use_lock else None,
+            fallback=self.fallback,
+            offline_reason=None if planning is not None else self.offline_reason,
+            planning=planning,
+            site=self.site,
+        )
+
+    def pages_identity(self) -> str:
+        """The site-wide part of every whole page's key: settings, templates, and the
+        fallback when there is one (its pages must never pass for the configured model's)."""
+        from mkdocs_aigen.pagecache import site_identity
+
+        return site_identity(self.settings, self.prompts.fingerprint(), self.fallback)
 
     @staticmethod
     def count_sections(stub: PageStub) -> int:
@@ -107,13 +144,24 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
     elif serving and options.serve == "cache_only":
         reason, hint = "serve: cache_only, not in the lock or cache", None
 
-    local = backend_name == "local"
+    # Requests (and so every key) carry what the user configured, never what this
+    # environment resolved: a lock written with the API is still found by a build that
+    # falls back to the embedded model, has nothing at all, or is offline.
+    local = options.provider == "local"
     temperature = options.temperature
     if temperature is None:
-        temperature = 0.3 if local else 0.7
+        temperature = LOCAL_TEMPERATURE if local else 0.7
     model = options.model
     if local and factory is not None:
         model = _local_model_name(options, root)
+    fallback = None
+    if backend_name == "local" and not local:
+        fallback = Fallback(
+            name="local",
+            model=_local_model_name(options, root),
+            temperature=LOCAL_TEMPERATURE if options.temperature is None else temperature,
+            extra=LOCAL_SAMPLING,
+        )
     review_options = options.review
     review = None
     if review_options.criteria:
@@ -149,6 +197,7 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         str(cache_dir),
         options.timeout,
         options.max_retries,
+        fallback,
     )
     return Setup(
         settings=settings,
@@ -168,6 +217,8 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         engine_identity=identity,
         max_retries=options.max_retries,
         timeout=float(options.timeout),
+        fallback=fallback,
+        site=str(Path(config.config_file_path or "mkdocs.yml").resolve()),
     )
 
 

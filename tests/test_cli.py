@@ -389,7 +389,7 @@ def test_cache_info_prune_and_clear(site: Site, server: FakeOpenAI) -> None:
     prune = aigen(site, "cache", "prune")
     assert prune.returncode == 0, prune.stderr
     # The old answer and the old page go; the current page and its answers stay.
-    assert prune.stdout.strip() == "removed 2 entries no current stub needs; kept 8"
+    assert prune.stdout.strip() == "removed 2 entries no current stub needs; kept 8 this site uses"
     assert ": 7 answers, 1 whole pages, " in aigen(site, "cache", "info").stdout
     site.build()
     assert server.count() == 8  # prune kept everything the site needs

@@ -11,9 +11,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from mkdocs_aigen.answers import AnswerSources, Outcome
 from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.cache import ResponseCache
-from mkdocs_aigen.engine import Engine, Outcome
+from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.requests import ChatRequest, Completion, Message
 from mkdocs_aigen.stats import BuildStats
 
@@ -57,7 +58,7 @@ def _run(engine: Engine, requests: list[ChatRequest]) -> list[Outcome]:
 def _engine(tmp_path: Path, factory: Callable[[], Backend]) -> Engine:
     return Engine(
         concurrency=2,
-        cache=ResponseCache(tmp_path / "cache", lambda message: None),
+        answers=AnswerSources(ResponseCache(tmp_path / "cache", lambda message: None)),
         stats=BuildStats(),
         backend_factory=factory,
         max_retries=1,
