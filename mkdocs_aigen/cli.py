@@ -310,12 +310,17 @@ def _prune(
 
 
 def current_page_keys(project: Project) -> set[str]:
-    """The whole-page entries the next build will look for (none with a lock file)."""
+    """The whole-page entries the next build will look for (none with a lock file), and
+    those a build with the configured provider would, where this shell falls back."""
     setup = project.setup
     if page_store_for(setup.cache_dir, locked=setup.lock is not None) is None:
         return set()
-    site = setup.pages_identity()
-    return {page_key(site, src_path, text) for src_path, text in project.sources.items()}
+    sites = {setup.pages_identity(), setup.pages_identity(configured=True)}
+    return {
+        page_key(site, src_path, text)
+        for site in sites
+        for src_path, text in project.sources.items()
+    }
 
 
 # -- lock ------------------------------------------------------------------------------

@@ -72,8 +72,6 @@ class Fallback:
 
     def adapt(self, request: ChatRequest) -> ChatRequest:
         """The request the fallback is really asked, under its own key."""
-        from dataclasses import replace
-
         return replace(request, model=self.model, temperature=self.temperature, extra=self.extra)
 
 

@@ -98,12 +98,14 @@ class Setup:
             site=self.site,
         )
 
-    def pages_identity(self) -> str:
+    def pages_identity(self, *, configured: bool = False) -> str:
         """The site-wide part of every whole page's key: settings, templates, and the
-        fallback when there is one (its pages must never pass for the configured model's)."""
+        fallback when there is one (its pages must never pass for the configured model's);
+        ``configured``: the key a build with the configured provider would use."""
         from mkdocs_aigen.pagecache import site_identity
 
-        return site_identity(self.settings, self.prompts.fingerprint(), self.fallback)
+        fallback = None if configured else self.fallback
+        return site_identity(self.settings, self.prompts.fingerprint(), fallback)
 
     @staticmethod
     def count_sections(stub: PageStub) -> int:

@@ -15,7 +15,7 @@ from mkdocs_aigen.answers import AnswerSources, Outcome
 from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.engine import Engine
-from mkdocs_aigen.requests import ChatRequest, Completion, Message
+from mkdocs_aigen.requests import BackendError, ChatRequest, Completion, Message
 from mkdocs_aigen.stats import BuildStats
 
 #: Only a guard against a hang: every outcome here arrives in milliseconds.
@@ -116,3 +116,53 @@ def test_an_unexpected_error_fails_only_its_own_request(tmp_path: Path) -> None:
         f"Answer to Write section {n}." for n in range(4) if _request(n) != failed[0].request
     )
     assert engine.stats.total("failures") == 1
+
+
+class _CutOff:
+    """Cuts every answer off at its budget unless the budget is at least ``enough``."""
+
+    name = "cut-off"
+    max_parallel: int | None = None
+
+    def __init__(self, enough: int) -> None:
+        self.enough = enough
+        self.budgets: list[int] = []
+
+    def complete(self, request: ChatRequest, timeout: float) -> Completion:
+        self.budgets.append(request.max_tokens)
+        if request.max_tokens < self.enough:
+            raise BackendError("truncated", "the answer was cut off at max_tokens")
+        return Completion(text="A whole answer.", finish_reason="stop")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_cut_off_answer_is_asked_again_with_twice_the_budget(tmp_path: Path) -> None:
+    backend = _CutOff(enough=100)
+    engine = _engine(tmp_path, lambda: backend)
+    request = _request(1)
+    try:
+        [outcome] = _run(engine, [request])
+    finally:
+        engine.close(cancel=False)
+    assert outcome.text == "A whole answer."
+    assert backend.budgets == [50, 100]
+    # Kept under the key the next build looks for: the request as the pipeline made it.
+    cached = engine.answers.cache.get(request.key)
+    assert cached is not None and cached.text == "A whole answer."
+
+
+def test_an_answer_cut_off_twice_is_never_kept(tmp_path: Path) -> None:
+    backend = _CutOff(enough=1000)
+    engine = _engine(tmp_path, lambda: backend)
+    request = _request(1)
+    try:
+        [outcome] = _run(engine, [request])
+    finally:
+        engine.close(cancel=False)
+    assert not outcome.ok
+    assert "cut off at 100 tokens" in (outcome.error or "")
+    assert backend.budgets == [50, 100]
+    assert engine.answers.cache.get(request.key) is None
+    assert engine.answers.cache.count() == 0
