@@ -166,7 +166,8 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
     pages = []
     for result in results:
         sections = [
-            {"path": " > ".join(s.path), "status": _status(s.source)} for s in result.sections
+            {"path": " > ".join(s.path), "status": _status(s.source, fallback=s.fallback)}
+            for s in result.sections
         ]
         pages.append({"page": result.src_path, "sections": sections})
     summary = {
@@ -176,6 +177,7 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         "sections": sum(len(p["sections"]) for p in pages),
         "locked": sum(1 for p in pages for s in p["sections"] if s["status"] == "locked"),
         "cached": sum(1 for p in pages for s in p["sections"] if s["status"] == "cached"),
+        "fallback": sum(1 for p in pages for s in p["sections"] if s["status"] == "fallback"),
         "to_generate": sum(1 for p in pages for s in p["sections"] if s["status"] == "generate"),
         "prompt_tokens": prompt_tokens,
         "completion_tokens_max": completion_tokens,
@@ -190,9 +192,10 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         for section in page["sections"]:
             print(f"  {section['status']:<9} {section['path']}")
     stages = ", ".join(f"{n} {s}" for s, n in summary["requests_by_stage"].items()) or "none"
+    fallback = f", {summary['fallback']} by the fallback model" if summary["fallback"] else ""
     print(
         f"\n{summary['sections']} sections: {summary['locked']} locked, "
-        f"{summary['cached']} cached, {summary['to_generate']} to generate"
+        f"{summary['cached']} cached{fallback}, {summary['to_generate']} to generate"
     )
     print(f"requests to send: {summary['requests']} ({stages})")
     print(f"estimated tokens: {prompt_tokens} prompt + up to {completion_tokens} completion")
@@ -204,7 +207,9 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _status(source: str) -> str:
+def _status(source: str, *, fallback: bool = False) -> str:
+    if fallback:
+        return "fallback"  # cached, but written by the fallback: a key would replace it
     return {"lock": "locked", "cache": "cached", "planned": "generate"}.get(source, source)
 
 

@@ -132,6 +132,9 @@ def test_fallback_text_is_cached_apart_never_locked_and_said_once(
     models = _cache_models(site)
     assert models and "test-model" not in models
 
+    plan = _aigen(site, "plan")
+    assert "  fallback  What it does" in plan.stdout
+    assert "1 by the fallback model" in plan.stdout
     locked = _aigen(site, "lock")
     assert locked.returncode == 1
     assert "written by the fallback model" in locked.stdout
