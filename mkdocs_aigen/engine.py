@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.cache import CachedAnswer, ResponseCache
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
+from mkdocs_aigen.scrub import scrub
 from mkdocs_aigen.stats import BuildStats
 
 if TYPE_CHECKING:
@@ -269,7 +270,7 @@ class Engine:
                 outcome = self._execute(job.request)
             except Exception as error:  # a bug, not a provider's failure: still only one section
                 self.stats.add(job.request.stage, failures=1)
-                message = f"internal error: {type(error).__name__}: {error}"
+                message = scrub(f"internal error: {type(error).__name__}: {error}")
                 outcome = Outcome(job.request, "failed", error=message)
             try:
                 job.deliver(outcome)
@@ -378,7 +379,8 @@ class Engine:
                         # Every request meets this error and reports it; an exception
                         # escaping here would end a worker and leave its pages waiting.
                         self._backend_error = BackendError(
-                            "fatal", f"cannot start the backend: {type(error).__name__}: {error}"
+                            "fatal",
+                            scrub(f"cannot start the backend: {type(error).__name__}: {error}"),
                         )
             if self._backend_error is not None:
                 raise self._backend_error

@@ -88,7 +88,7 @@ class Completion:
     finish_reason: str | None = None
 
 
-ErrorKind = Literal["retryable", "throttled", "fatal", "invalid"]
+ErrorKind = Literal["retryable", "throttled", "fatal", "invalid", "truncated"]
 
 
 class BackendError(Exception):
@@ -98,7 +98,9 @@ class BackendError(Exception):
       ``throttled``  429: pause everyone for ``retry_after`` then retry;
       ``retryable``  408, 409, 5xx, timeouts, dropped connections;
       ``fatal``      401, 403, unknown model: nothing else will work either, stop all work;
-      ``invalid``    400 and other answers that a retry cannot fix (this request only).
+      ``invalid``    400 and other answers that a retry cannot fix (this request only);
+      ``truncated``  the answer hit ``max_tokens``: the same request would be cut off
+                     again, only a larger budget helps (never retried as it is).
     """
 
     def __init__(
