@@ -298,3 +298,30 @@ def test_check_answer_checks_structured_answers_but_leaves_outlines_to_their_flo
     # The outline flow shows the model its invalid answer and asks again itself.
     outline = request(_outline_schema(3), "outline")
     assert check_answer(outline, "Here are titles", "stop") == "Here are titles"
+
+
+# --------------------------------------------------------------------------- local model
+
+
+def test_the_local_model_applies_the_same_rule() -> None:
+    """llama.cpp reports ``length`` too: a cut-off local answer is never returned as text."""
+    from mkdocs_aigen.backends.local import LocalBackend, local_backend_available
+
+    if not local_backend_available():
+        pytest.skip('the [local] extra is not installed (pip install "mkdocs-aigen[local]")')
+    backend = LocalBackend(n_ctx=512, reuse_prompt_prefix=False)
+    cut_off = ChatRequest(
+        stage="section",
+        model="local",
+        messages=(Message("user", "Describe static site generators in detail."),),
+        max_tokens=3,
+        temperature=0.0,
+        seed=1,
+    )
+    try:
+        with pytest.raises(BackendError) as caught:
+            backend.complete(cut_off, timeout=120)
+    finally:
+        backend.close()
+    assert caught.value.kind == "truncated"
+    assert "max_tokens=3" in caught.value.message
