@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from mkdocs_aigen.answers import AnswerSources, Outcome
 from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
+from mkdocs_aigen.scrub import scrub
 from mkdocs_aigen.stats import BuildStats
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ class Engine:
                 outcome = self._execute(job)
             except Exception as error:  # a bug, not a provider's failure: still only one section
                 self.stats.add(job.request.stage, failures=1)
-                message = f"internal error: {type(error).__name__}: {error}"
+                message = scrub(f"internal error: {type(error).__name__}: {error}")
                 outcome = Outcome(job.request, "failed", error=message)
             try:
                 job.deliver(outcome)
@@ -372,7 +373,8 @@ class Engine:
                         # Every request meets this error and reports it; an exception
                         # escaping here would end a worker and leave its pages waiting.
                         self._backend_error = BackendError(
-                            "fatal", f"cannot start the backend: {type(error).__name__}: {error}"
+                            "fatal",
+                            scrub(f"cannot start the backend: {type(error).__name__}: {error}"),
                         )
             if self._backend_error is not None:
                 raise self._backend_error

@@ -474,6 +474,11 @@ def _low_criteria(scores: dict[str, float], review: ReviewSettings) -> list[str]
     return [name for name, score in scores.items() if score < review.min_score]
 
 
+#: Longest proposed title: the outline schema's limit, checked on every answer too
+#: (providers' strict modes do not enforce lengths).
+TITLE_MAX_CHARS = 60
+
+
 def _outline_schema(count: int) -> dict[str, Any]:
     return {
         "type": "object",
@@ -482,7 +487,7 @@ def _outline_schema(count: int) -> dict[str, Any]:
                 "type": "array",
                 # Bounded titles: small models otherwise ramble past max_tokens and
                 # leave the JSON unterminated.
-                "items": {"type": "string", "minLength": 1, "maxLength": 60},
+                "items": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX_CHARS},
                 "minItems": count,
                 "maxItems": count,
             }
@@ -492,8 +497,16 @@ def _outline_schema(count: int) -> dict[str, Any]:
     }
 
 
+#: The scale every review criterion is scored on.
+SCORE_RANGE = (1, 10)
+
+
 def _review_schema(criteria: list[str]) -> dict[str, Any]:
-    score = {"type": "integer", "minimum": 1, "maximum": 10}
+    """Every property required and no extra ones (strict mode's rules); the range is the
+    contract the local grammar enforces and answers are checked against: providers get
+    it in words (``backends.schemas.strict_subset``)."""
+    low, high = SCORE_RANGE
+    score = {"type": "integer", "minimum": low, "maximum": high}
     return {
         "type": "object",
         "properties": {
@@ -530,6 +543,8 @@ def _parse_titles(outcome: Outcome, count: int) -> tuple[tuple[str, ...] | None,
         return None, "titles must contain words"
     if len(cleaned) != count:
         return None, f"expected exactly {count} titles, got {len(cleaned)}"
+    if any(len(t) > TITLE_MAX_CHARS for t in titles):
+        return None, f"titles must be at most {TITLE_MAX_CHARS} characters"
     if len({t.casefold() for t in cleaned}) != len(cleaned):
         return None, "the titles must be distinct"
     return cleaned, None
@@ -550,7 +565,11 @@ def _parse_scores(outcome: Outcome, criteria: list[str]) -> dict[str, int] | Non
         value = scores.get(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
-        parsed[name] = max(1, min(10, round(value)))
+        # Out of range is an invalid vote, never clamped into a passing one (answers from
+        # the lock or an older cache were never checked by the backend).
+        if not SCORE_RANGE[0] <= value <= SCORE_RANGE[1]:
+            return None
+        parsed[name] = round(value)
     return parsed
 
 

@@ -99,7 +99,8 @@ class BackendError(Exception):
       ``retryable``  408, 409, 5xx, timeouts, dropped connections;
       ``fatal``      401, 403, unknown model: nothing else will work either, stop all work;
       ``invalid``    400 and other answers that a retry cannot fix (this request only);
-      ``truncated``  the answer was cut off at ``max_tokens``: one more try, with more.
+      ``truncated``  the answer hit ``max_tokens``: the same request would be cut off
+                     again, only a larger budget helps (never retried as it is).
     """
 
     def __init__(

@@ -68,6 +68,7 @@ DEFAULT_OUTLINE_ITEMS = 3
 DEFAULT_REVIEW_SCORE = 8
 
 _WORDS_PATTERN = re.compile(r"about (\d+) words")
+_COUNT_PATTERN = re.compile(r"exactly (\d+) subsection titles")
 # Deterministic filler for default replies. No digits and no "about": a reply fed back
 # into a later prompt (augment's draft, polish's page) must not look like a word target.
 _FILLER_TEXT = (
@@ -95,6 +96,7 @@ class RequestRecord:
     :meth:`FakeOpenAI.storm`); the status as a string for an injected failure or a
     responder's non-200 :class:`Reply` (``500``, ``503``...); ``error`` (the responder
     raised: answered 500); ``dropped``; ``aborted`` (cut off by ``stop()``/``down_for()``);
+    one of :data:`BAD_REPLIES` (a 200 spoiled by :meth:`FakeOpenAI.bad_next`);
     ``client_gone`` (writing the answer failed; best effort, the kernel usually accepts
     the write even when the client already left).
     """
@@ -149,13 +151,47 @@ class Reply:
     ``status`` other than 200 sends an OpenAI-style error whose message is ``content``.
     ``delay`` replaces the server's latency (and jitter) for this request.
     ``headers`` are added to the response.
+    ``content=None`` sends ``"content": null``; ``refusal`` fills ``message.refusal``;
+    ``no_choices`` sends a 200 whose ``choices`` list is empty.
     """
 
-    content: str = ""
+    content: str | None = ""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float | None = None
-    finish_reason: str = "stop"
+    finish_reason: str | None = "stop"
+    refusal: str | None = None
+    no_choices: bool = False
+
+
+#: What :meth:`FakeOpenAI.bad_next` can answer instead of a normal reply.
+BAD_REPLIES = ("length", "content_filter", "refusal", "null", "empty", "no_choices")
+#: The refusal text of a ``refusal`` bad reply.
+REFUSAL_TEXT = "I'm sorry, but I cannot help with that request."
+
+
+def bad_reply(kind: str, good: Reply) -> Reply:
+    """``good`` spoiled the way a real provider spoils answers (see :data:`BAD_REPLIES`).
+
+    ``length`` keeps the first half of the words, as an answer cut off at ``max_tokens``
+    does; ``content_filter`` keeps a few words, then stops.
+    """
+    words = (good.content or "").split()
+    if kind == "length":
+        return replace(
+            good, content=" ".join(words[: max(1, len(words) // 2)]), finish_reason="length"
+        )
+    if kind == "content_filter":
+        return replace(good, content=" ".join(words[:3]), finish_reason="content_filter")
+    if kind == "refusal":
+        return replace(good, content=None, refusal=REFUSAL_TEXT, finish_reason="stop")
+    if kind == "null":
+        return replace(good, content=None, finish_reason="stop")
+    if kind == "empty":
+        return replace(good, content="  \n", finish_reason="stop")
+    if kind == "no_choices":
+        return replace(good, no_choices=True)
+    raise ValueError(f"unknown bad reply {kind!r}; known: {', '.join(BAD_REPLIES)}")
 
 
 Responder = Callable[[dict[str, Any], RequestRecord], "str | Reply"]
@@ -201,7 +237,8 @@ def default_responder(body: dict[str, Any], record: RequestRecord) -> str:
     """Plausible, deterministic content for the plugin's prompts.
 
     Structured output (``response_format.type == "json_schema"``): schema ``outline``
-    gives ``{"titles": ["Part 1", ...]}`` with ``minItems`` titles (default 3), schema
+    gives ``{"titles": ["Part 1", ...]}`` with ``minItems`` titles, else as many as the
+    prompt's ``exactly N subsection titles`` asks for (default 3), schema
     ``review`` gives a score of 8 for every criterion in the schema, anything else ``{}``.
 
     Free text: ``"Text for <Section: line>."`` padded with filler to the *last*
@@ -213,7 +250,8 @@ def default_responder(body: dict[str, Any], record: RequestRecord) -> str:
     if isinstance(response_format, Mapping):
         kind = response_format.get("type")
         if kind == "json_schema":
-            return json.dumps(_structured_answer(response_format.get("json_schema")))
+            spec = response_format.get("json_schema")
+            return json.dumps(_structured_answer(spec, _last_user_text(body)))
         if kind == "json_object":
             return "{}"
 
@@ -239,7 +277,7 @@ def filler_text(head: str, words: int) -> str:
     return f"{head} {' '.join(filler)}."
 
 
-def _structured_answer(spec: Any) -> dict[str, Any]:
+def _structured_answer(spec: Any, prompt: str) -> dict[str, Any]:
     if not isinstance(spec, Mapping):
         return {}
     schema = spec.get("schema")
@@ -247,7 +285,11 @@ def _structured_answer(spec: Any) -> dict[str, Any]:
     name = spec.get("name")
     if name == "outline":
         titles = properties.get("titles", {}) if isinstance(properties, Mapping) else {}
-        count = titles.get("minItems", DEFAULT_OUTLINE_ITEMS) if isinstance(titles, Mapping) else 3
+        count = titles.get("minItems") if isinstance(titles, Mapping) else None
+        if count is None:
+            # Strict-mode schemas carry no item counts: read the prompt, as a model would.
+            asked = _COUNT_PATTERN.search(prompt)
+            count = int(asked.group(1)) if asked else DEFAULT_OUTLINE_ITEMS
         if not isinstance(count, int) or count < 0:
             count = DEFAULT_OUTLINE_ITEMS
         return {"titles": [f"Part {i}" for i in range(1, count + 1)]}
@@ -528,6 +570,7 @@ class FakeOpenAI:
         self._storms: deque[float] = deque()
         self._failures: deque[int] = deque()
         self._drops = 0
+        self._bad: deque[str] = deque()
         # Set to wake every sleeping request at once (stop, down); replaced after a down.
         self._wake = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -772,6 +815,19 @@ class FakeOpenAI:
         with self._lock:
             self._drops += count
 
+    def bad_next(self, count: int, kind: str) -> None:
+        """The next ``count`` successful answers come back spoiled as ``kind`` (one of
+        :data:`BAD_REPLIES`): a 200 that is cut off, filtered, refused, null, blank or
+        has no choices. Their ``outcome`` in the log is ``kind``."""
+        if kind not in BAD_REPLIES:
+            raise ValueError(f"unknown bad reply {kind!r}; known: {', '.join(BAD_REPLIES)}")
+        with self._lock:
+            self._bad.extend([kind] * int(count))
+
+    def _take_bad(self) -> str | None:
+        with self._lock:
+            return self._bad.popleft() if self._bad else None
+
     # ----------------------------------------------------------------- log
 
     @property
@@ -830,6 +886,7 @@ class FakeOpenAI:
             self._storms.clear()
             self._failures.clear()
             self._drops = 0
+            self._bad.clear()
             self._rng.seed(self._seed)
             now = time.monotonic()
             settings = self._settings
@@ -1133,9 +1190,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _fault(self, payload: dict[str, Any]) -> None:
         """``{"storm": {"count", "retry_after"}, "fail_next": {"count", "status"},
-        "drop_next": n, "down_for": seconds}``, any combination."""
+        "drop_next": n, "bad_next": {"count", "kind"}, "down_for": seconds}``, any
+        combination."""
         fake = self.server.fake
-        unknown = set(payload) - {"storm", "fail_next", "drop_next", "down_for"}
+        unknown = set(payload) - {"storm", "fail_next", "drop_next", "bad_next", "down_for"}
         if unknown:
             raise ValueError(f"unknown faults: {', '.join(sorted(unknown))}")
         if "storm" in payload:
@@ -1144,6 +1202,8 @@ class _Handler(BaseHTTPRequestHandler):
             fake.fail_next(**payload["fail_next"])
         if "drop_next" in payload:
             fake.drop_next(int(payload["drop_next"]))
+        if "bad_next" in payload:
+            fake.bad_next(**payload["bad_next"])
         down = payload.get("down_for")
         if down is not None:
             # Down before answering, so the caller's next request surely finds it down;
@@ -1279,9 +1339,14 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.status != 200:
             record.status, record.outcome = reply.status, str(reply.status)
             error_type = "server_error" if reply.status >= 500 else "invalid_request_error"
-            self._send_error(reply.status, reply.content, error_type, None, headers)
+            self._send_error(reply.status, reply.content or "", error_type, None, headers)
             return
+        bad = fake._take_bad()
+        if bad is not None:
+            reply = bad_reply(bad, reply)
         self._complete(record, body, reply, headers)
+        if bad is not None:
+            record.outcome = bad
 
     def _too_many(
         self,
@@ -1314,7 +1379,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, record: RequestRecord, body: dict[str, Any], reply: Reply, headers: dict[str, str]
     ) -> None:
         content = reply.content
-        record.completion_tokens = count_completion_tokens(content)
+        record.completion_tokens = count_completion_tokens(content or "")
         usage = {
             "prompt_tokens": record.prompt_tokens,
             "completion_tokens": record.completion_tokens,
@@ -1349,6 +1414,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "choices": [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}],
                 },
             ]
+            if reply.no_choices:
+                chunks = [{**chunk, "choices": []} for chunk in chunks]
             if include_usage:
                 chunks.append(
                     {**common, "object": "chat.completion.chunk", "choices": [], "usage": usage}
@@ -1363,11 +1430,13 @@ class _Handler(BaseHTTPRequestHandler):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "message": {"role": "assistant", "content": content, "refusal": reply.refusal},
                     "logprobs": None,
                     "finish_reason": reply.finish_reason,
                 }
-            ],
+            ]
+            if not reply.no_choices
+            else [],
             "usage": usage,
         }
         self._send_json(200, completion, headers)

@@ -17,6 +17,8 @@ import openai
 import pytest
 
 from tests.fake_server import (
+    BAD_REPLIES,
+    REFUSAL_TEXT,
     FakeOpenAI,
     Reply,
     RequestRecord,
@@ -234,6 +236,38 @@ def test_fail_next(server: FakeOpenAI, client: openai.OpenAI) -> None:
         (502, "502", True),
         (200, "ok", False),
     ]
+
+
+def test_bad_next_spoils_answers_the_way_providers_do(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.bad_next(1, "length")
+    server.bad_next(1, "content_filter")
+    server.bad_next(1, "refusal")
+    server.bad_next(1, "null")
+    server.bad_next(1, "empty")
+    server.bad_next(1, "no_choices")
+    cut, filtered, refused, null, empty = (ask(client, SECTION_PROMPT).choices[0] for _ in range(5))
+    assert cut.finish_reason == "length" and cut.message.content
+    assert len(cut.message.content.split()) < 230
+    assert filtered.finish_reason == "content_filter"
+    assert (refused.message.content, refused.message.refusal) == (None, REFUSAL_TEXT)
+    assert null.message.content is None and null.message.refusal is None
+    assert empty.message.content is not None and not empty.message.content.strip()
+    assert ask(client).choices == []
+    healthy = ask(client).choices[0]  # the script is used up
+    assert (healthy.finish_reason, bool(healthy.message.content)) == ("stop", True)
+    assert [r.outcome for r in server.log] == [*BAD_REPLIES, "ok"]
+    with pytest.raises(ValueError, match="unknown bad reply"):
+        server.bad_next(1, "grumpy")
+
+
+def test_bad_next_through_the_admin_endpoint(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    admin_call(server.base_url, "/_admin/fault", {"bad_next": {"count": 2, "kind": "null"}})
+    assert [ask(client).choices[0].message.content for _ in range(3)][:2] == [None, None]
+    server.bad_next(3, "empty")
+    server.reset()  # forgets spoiled replies still queued
+    assert ask(client).choices[0].message.content
 
 
 def test_fail_rate_one_fails_everything(server: FakeOpenAI, client: openai.OpenAI) -> None:

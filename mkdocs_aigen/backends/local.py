@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mkdocs_aigen.backends.answers import check_answer
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
 
 if TYPE_CHECKING:
@@ -386,11 +387,14 @@ class LocalBackend:
             ) from exc
         except Exception as exc:
             raise BackendError("invalid", f"The local model failed to generate: {exc}") from exc
+        # The same rule as for any provider: a cut-off, empty or off-schema answer
+        # must not be cached.
+        text = check_answer(request, "".join(parts), finish_reason)
         # The last sampled token of a finished answer is the end-of-turn token, which
         # is not part of the text (and llama-cpp-python does not count it either).
         completion_tokens = meter.sampled - 1 if finish_reason == "stop" else meter.sampled
         return Completion(
-            text="".join(parts),
+            text=text,
             prompt_tokens=meter.prompt_tokens,
             completion_tokens=max(completion_tokens, 0),
             latency=time.monotonic() - started,

@@ -6,18 +6,16 @@ import contextlib
 import gc
 import importlib
 import json
-import re
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from mkdocs_aigen.backends.answers import check_answer
+from mkdocs_aigen.backends.schemas import strict_subset
 from mkdocs_aigen.limits import parse_retry_after
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
-
-# Keys in the shapes providers use; scrubbed from every message we pass on, because SDK
-# and server error texts sometimes quote the key they were given.
-_KEY_PATTERN = re.compile(r"\b(sk|sess|key)-[A-Za-z0-9_\-]{8,}")
+from mkdocs_aigen.scrub import remember_secret, scrub
 
 
 @contextlib.contextmanager
@@ -88,11 +86,13 @@ class OpenAIBackend:
         ``Client``, as the SDK's own parameter of that name takes) replaces the SDK's
         default one: the benchmark hands it an in-memory transport to measure the SDK
         without a network."""
+        # First of all: SDK and server error texts sometimes quote the key they were
+        # given, and even a failed import below becomes a message.
+        remember_secret(api_key)
         with _gc_paused() as self._frozen, _trio_hidden():
             import openai  # slow to import: only builds that send requests pay for it
 
             self._openai = openai
-            self._secret = api_key
             #: The variable the key came from, named in a 401/403 (the key itself never is).
             self._key_env = key_env
             self._client = openai.OpenAI(
@@ -130,7 +130,9 @@ class OpenAIBackend:
                 "type": "json_schema",
                 "json_schema": {
                     "name": request.schema_name or "answer",
-                    "schema": json.loads(request.json_schema),
+                    # What every provider's strict mode accepts; check_answer checks
+                    # the rest of the request's schema on the answer.
+                    "schema": strict_subset(json.loads(request.json_schema)),
                     "strict": True,
                 },
             }
@@ -153,13 +155,16 @@ class OpenAIBackend:
             raise BackendError("retryable", "the answer is not valid JSON") from None
         latency = time.monotonic() - started
         choice = _first_choice(data)
+        if not choice:
+            raise BackendError("retryable", "the answer has no choices")
         message = choice.get("message")
-        content = message.get("content") if isinstance(message, dict) else None
+        message = message if isinstance(message, dict) else {}
+        finish = choice.get("finish_reason")
+        text = check_answer(request, message.get("content"), finish, message.get("refusal"))
         usage = data.get("usage") if isinstance(data, dict) else None
         usage = usage if isinstance(usage, dict) else {}
-        finish = choice.get("finish_reason")
         return Completion(
-            text=content if isinstance(content, str) else "",
+            text=text,
             prompt_tokens=_count(usage.get("prompt_tokens")),
             completion_tokens=_count(usage.get("completion_tokens")),
             latency=latency,
@@ -174,21 +179,16 @@ class OpenAIBackend:
             self._frozen = False
             gc.unfreeze()
 
-    def _scrub(self, text: str) -> str:
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        return _KEY_PATTERN.sub("***", text)
-
     def _classify(self, error: Exception) -> BackendError:
         openai = self._openai
         if isinstance(error, openai.APITimeoutError):
             return BackendError("retryable", "the request timed out")
         if isinstance(error, openai.APIConnectionError):
-            return BackendError("retryable", f"connection failed: {self._scrub(str(error))}")
+            return BackendError("retryable", f"connection failed: {scrub(str(error))}")
         if isinstance(error, openai.APIStatusError):
             status = error.status_code
             headers = {k.lower(): v for k, v in error.response.headers.items()}
-            message = f"HTTP {status}: {self._scrub(_error_message(error))}"
+            message = f"HTTP {status}: {scrub(_error_message(error))}"
             retry_after = parse_retry_after(headers)
             if status == 429:
                 kind = "throttled"
@@ -206,7 +206,7 @@ class OpenAIBackend:
             return BackendError(
                 kind, message, status=status, retry_after=retry_after, headers=headers
             )
-        return BackendError("retryable", self._scrub(str(error)))
+        return BackendError("retryable", scrub(str(error)))
 
 
 def http_response_class() -> type:
