@@ -310,8 +310,8 @@ class Engine:
                 raise
             raise BackendError(
                 "invalid",
-                f"the answer was cut off at {request.max_tokens * 2} tokens, even with "
-                "twice the budget asked for",
+                f"the answer was cut off at max_tokens even with twice the budget "
+                f"({request.max_tokens * 2} tokens)",
             ) from None
 
     def _attempt(self, backend: Backend, request: ChatRequest) -> Completion:

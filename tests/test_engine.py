@@ -162,7 +162,7 @@ def test_an_answer_cut_off_twice_is_never_kept(tmp_path: Path) -> None:
     finally:
         engine.close(cancel=False)
     assert not outcome.ok
-    assert "cut off at 100 tokens" in (outcome.error or "")
+    assert "twice the budget (100 tokens)" in (outcome.error or "")
     assert backend.budgets == [50, 100]
     assert engine.answers.cache.get(request.key) is None
     assert engine.answers.cache.count() == 0
