@@ -304,7 +304,10 @@ class Engine:
         # The larger budget changes only what is sent: the answer is kept under the
         # original request's key, which is what the next build looks for.
         try:
-            return attempt(replace(request, max_tokens=request.max_tokens * 2))
+            # A new seed too: a small model that looped past its budget would otherwise
+            # walk the same path again, only further.
+            seed = (request.seed or 0) + 1
+            return attempt(replace(request, max_tokens=request.max_tokens * 2, seed=seed))
         except BackendError as error:
             if error.kind != "truncated":
                 raise
