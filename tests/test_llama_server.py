@@ -172,7 +172,6 @@ def test_chat_completion_through_openai_sdk(llama_server_url: str) -> None:
     import openai
 
     client = openai.OpenAI(base_url=llama_server_url, api_key="unused", max_retries=0)
-    started = time.monotonic()
     response = client.chat.completions.create(
         model=MODEL_ALIAS,
         messages=[
@@ -184,7 +183,6 @@ def test_chat_completion_through_openai_sdk(llama_server_url: str) -> None:
         seed=1,
         timeout=30,
     )
-    assert time.monotonic() - started < 30
     text = response.choices[0].message.content
     assert text is not None
     assert text.strip()

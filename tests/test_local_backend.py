@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,9 +81,7 @@ def test_find_default_model_does_not_import_the_carrier_package() -> None:
 @needs_local
 def test_generation_returns_text_and_usage(backend: LocalBackend) -> None:
     request = _request("In two sentences, what is a static site generator?", max_tokens=60)
-    started = time.monotonic()
     completion = backend.complete(request, timeout=60)
-    assert time.monotonic() - started < 30
     assert completion.text.strip()
     assert completion.prompt_tokens > 10
     assert 0 < completion.completion_tokens <= 60
