@@ -26,6 +26,7 @@ from mkdocs_aigen.backends.local import (
     find_default_model,
     llama_cpp_available,
 )
+from tests.conftest import needs
 
 #: Modules ``llama_cpp.server`` imports, with the pip package that provides each.
 SERVER_MODULES = {
@@ -71,7 +72,7 @@ def _skip_reason() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+pytestmark = needs(_skip_reason())
 
 
 def _free_port() -> int:
