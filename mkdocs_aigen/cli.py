@@ -413,26 +413,50 @@ def _check_lock(project: Project) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``mkdocs-aigen`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="mkdocs-aigen", description="Plan, cache and lock generated documentation."
+    """The ``mkdocs-aigen`` argument parser.
+
+    ``-f/--config-file`` is accepted before or after any subcommand, as ``mkdocs build -f``
+    users expect: every parser shares it through a parent whose default is *suppressed*,
+    so a subcommand that does not see the option leaves the value given earlier alone.
+    """
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "-f",
+        "--config-file",
+        default=argparse.SUPPRESS,
+        help="path to mkdocs.yml (default: ./mkdocs.yml)",
     )
-    parser.add_argument("-f", "--config-file", help="path to mkdocs.yml (default: ./mkdocs.yml)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    plan = commands.add_parser("plan", help="what the next build will generate; sends nothing")
+    parser = argparse.ArgumentParser(
+        prog="mkdocs-aigen",
+        description="Plan, cache and lock generated documentation.",
+        parents=[config],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(group: Any, name: str, summary: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name, parents=[config], help=summary, description=summary
+        )
+        return sub
+
+    plan = command(commands, "plan", "what the next build will generate; sends nothing")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.add_argument("--prices", help="YAML file: model: {input: N, output: N} USD per 1M tokens")
-    cache = commands.add_parser("cache", help="inspect or clean the response cache")
-    cache.add_argument("action", choices=("info", "clear", "prune"))
-    cache.add_argument(
+    cache = command(commands, "cache", "inspect or clean the response cache")
+    actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    command(actions, "info", "entries and size of the cache")
+    command(actions, "clear", "remove every cached answer and page")
+    prune = command(actions, "prune", "remove this site's answers and pages no current stub needs")
+    prune.add_argument(
         "--all",
         action="store_true",
-        help="prune: also remove entries of other sites sharing the cache directory",
+        help="also remove entries of other sites sharing the cache directory, and those of "
+        "older versions",
     )
-    cache.add_argument(
-        "--dry-run", action="store_true", help="prune: list what would be removed, remove nothing"
+    prune.add_argument(
+        "--dry-run", action="store_true", help="list what would be removed; remove nothing"
     )
-    lock = commands.add_parser("lock", help="write or refresh the lock file")
+    lock = command(commands, "lock", "write or refresh the lock file")
     lock.add_argument("--check", action="store_true", help="exit 1 if the lock is stale")
     return parser
 
@@ -443,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     commands = {"plan": command_plan, "cache": command_cache, "lock": command_lock}
     try:
-        project = load_project(arguments.config_file)
+        project = load_project(getattr(arguments, "config_file", None))
         return commands[arguments.command](project, arguments)
     except CliError as error:
         print(f"mkdocs-aigen: {error}", file=sys.stderr)

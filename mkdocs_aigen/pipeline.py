@@ -248,7 +248,7 @@ class PagePipeline:
             # One retry that shows the model its mistake; cached like everything else,
             # so the outline stays the same on every rebuild.
             retry = _with_correction(request, outcome.text or "", problem)
-            self.result.asked["expand"] += 1
+            self.stats.page_asked(self.result, "expand")
             outcome = yield retry
             titles, problem = _parse_titles(outcome, count)
         if titles is None:
@@ -405,7 +405,7 @@ class PagePipeline:
         count: bool = True,
     ) -> ChatRequest:
         if count:
-            self.result.asked[stage] += 1
+            self.stats.page_asked(self.result, stage)
         messages = self.prompts.messages(stage, variables)
         seed = self.settings.seed
         if vote is not None:

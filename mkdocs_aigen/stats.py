@@ -56,6 +56,16 @@ class BuildStats:
         with self._lock:
             self.sections_total += count
 
+    def page_asked(self, result: PageResult, stage: str) -> None:
+        """Count one request that ``result``'s page asked for in ``stage``.
+
+        Under the build's lock: a page's flows resume on whichever worker thread an answer
+        arrives on, so two of them can count at once, and ``Counter[...] += 1`` is a read
+        then a write that loses one of two concurrent updates.
+        """
+        with self._lock:
+            result.asked[stage] += 1
+
     def section_finished(
         self, *, failed: bool, from_store: bool, ratio: float | None, augmented: bool = False
     ) -> None:

@@ -1,4 +1,10 @@
-"""Fixtures: a fake OpenAI-compatible server on 127.0.0.1 and throwaway MkDocs sites."""
+"""Fixtures: a fake OpenAI-compatible server on 127.0.0.1 and throwaway MkDocs sites.
+
+Also the rule for optional dependencies: a test that needs one declares it with
+:func:`needs` (or calls :func:`missing_dependency`); it is skipped on a developer's
+machine without the extra, but in CI (``CI=true``), where every extra is installed, such a
+skip means a broken install and fails the run.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -18,6 +24,11 @@ from mkdocs.commands.build import build
 from mkdocs.config import load_config
 
 from tests.fake_server import FakeOpenAI
+
+#: Every skip for a missing optional dependency starts with this (what CI turns into a
+#: failure), as do pytest's own ``importorskip`` skips with theirs.
+MISSING_DEPENDENCY = "optional dependency missing: "
+_IMPORTORSKIP = "could not import "
 
 TEST_KEY_ENV = "AIGEN_TEST_KEY"
 TEST_KEY = "sk-test-canary-0123456789abcdef"
@@ -124,3 +135,52 @@ def warnings(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 def warning_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
     """Warnings logged during the test."""
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# -- optional dependencies -------------------------------------------------------------
+
+
+def in_ci() -> bool:
+    """Whether the tests run in CI, where every extra is installed (``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def needs(missing: str | None) -> pytest.MarkDecorator:
+    """Mark a test (or a module, as ``pytestmark``) that needs an optional dependency.
+
+    ``missing``: what is missing and how to install it, or ``None`` when it is there.
+    """
+    return pytest.mark.optional_dependency(missing)
+
+
+def missing_dependency(what: str) -> NoReturn:
+    """Skip the running test for want of ``what`` (fails in CI, see the module)."""
+    pytest.skip(MISSING_DEPENDENCY + what)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the ``optional_dependency`` marker that :func:`needs` sets."""
+    config.addinivalue_line(
+        "markers", "optional_dependency(missing): skip the test when `missing` is not None"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test whose :func:`needs` mark names something missing."""
+    for mark in item.iter_markers("optional_dependency"):
+        if mark.args and mark.args[0] is not None:
+            missing_dependency(str(mark.args[0]))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI, a skip for a missing optional dependency is a failure: the extras are
+    installed there, so it means the install is broken, not that the test may be left out."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not (report.skipped and in_ci() and isinstance(report.longrepr, tuple)):
+        return
+    reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    if reason.startswith((MISSING_DEPENDENCY, _IMPORTORSKIP)):
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid}: skipped in CI ({reason}); the install is incomplete"

@@ -456,3 +456,74 @@ def test_invalid_option_exits_2_after_mkdocs_names_it(site: Site) -> None:
         lines[-1]
         == "mkdocs-aigen: cannot load the MkDocs config: Aborted with a configuration error!"
     )
+
+
+# -- MkDocs' habits -----------------------------------------------------------------------
+
+
+def _aigen_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real console script, run from ``folder`` with ``args`` exactly as given."""
+    entry_point = shutil.which("mkdocs-aigen")
+    assert entry_point is not None, "the mkdocs-aigen console script is not installed"
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [entry_point, *args],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_config_file_goes_before_or_after_the_command(
+    lsite: Site, server: FakeOpenAI, tmp_path: Path
+) -> None:
+    site = lsite
+    site.build()
+    sent = server.count()
+    config = str(site.config_file)
+    # A folder without mkdocs.yml: only the option given can find the site.
+    elsewhere = tmp_path / "elsewhere"
+
+    written = _aigen_in(elsewhere, "lock", "-f", config)
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.startswith(f"wrote {site.root / 'aigen.lock'}: 14 entries")
+    for args in (
+        ("lock", "--check", "--config-file", config),
+        ("--config-file", config, "lock", "--check"),
+        ("lock", "-f", config, "--check"),
+    ):
+        check = _aigen_in(elsewhere, *args)
+        assert check.returncode == 0, (args, check.stderr)
+        assert check.stdout == "the lock is up to date (14 entries)\n", args
+    plan = _aigen_in(elsewhere, "plan", "--json", "-f", config)
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["to_generate"] == 0
+    infos = [
+        _aigen_in(elsewhere, *args)
+        for args in (("cache", "info", "-f", config), ("cache", "-f", config, "info"))
+    ]
+    assert [info.returncode for info in infos] == [0, 0], [info.stderr for info in infos]
+    assert infos[0].stdout == infos[1].stdout
+    assert ": 14 answers, 0 whole pages, " in infos[0].stdout
+    prune = _aigen_in(elsewhere, "cache", "prune", "--config-file", config)
+    assert prune.returncode == 0, prune.stderr
+    assert prune.stdout.startswith("removed 0 entries no current stub needs")
+    assert server.count() == sent  # none of them sent anything
+
+
+def test_every_command_has_help(tmp_path: Path) -> None:
+    for command in (
+        (),
+        ("plan",),
+        ("cache",),
+        *(("cache", a) for a in ("info", "clear", "prune")),
+        ("lock",),
+    ):
+        result = _aigen_in(tmp_path, *command, "--help")
+        assert result.returncode == 0, (command, result.stderr)
+        assert result.stderr == ""
+        assert result.stdout.startswith(f"usage: {' '.join(('mkdocs-aigen', *command))} [-h]")
+        # Every command takes the config file, wherever it stands.
+        assert "-f CONFIG_FILE, --config-file CONFIG_FILE" in result.stdout, command

