@@ -17,10 +17,11 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
+from mkdocs_aigen.answers import AnswerSources, Outcome
 from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.backends.openai_backend import OpenAIBackend
 from mkdocs_aigen.cache import ResponseCache
-from mkdocs_aigen.engine import Engine, Outcome
+from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.requests import ChatRequest, Completion, Message
 from mkdocs_aigen.scrub import forget_secrets, remember_secret, scrub
 from mkdocs_aigen.stats import BuildStats
@@ -136,7 +137,7 @@ def request() -> ChatRequest:
 def run_one(tmp_path: Path, factory: Any) -> Outcome:
     engine = Engine(
         concurrency=1,
-        cache=ResponseCache(tmp_path / "cache", lambda message: None),
+        answers=AnswerSources(ResponseCache(tmp_path / "cache", lambda message: None)),
         stats=BuildStats(),
         backend_factory=factory,
         max_retries=0,
