@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from mkdocs_aigen.answers import AnswerSources
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.jobs import PageJob, PageResult
@@ -26,6 +28,7 @@ from mkdocs_aigen.limits import estimate_prompt_tokens
 from mkdocs_aigen.lockfile import LockFile
 from mkdocs_aigen.pagecache import PageStore, page_key, page_store_for
 from mkdocs_aigen.pipeline import PagePipeline, planned_answer
+from mkdocs_aigen.report import write_report
 from mkdocs_aigen.requests import ChatRequest
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
 from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs
@@ -56,6 +59,9 @@ class Project:
     config_file: Path
     #: The source text of every stub page, by ``src_uri`` (the page store's keys).
     sources: dict[str, str]
+    docs_dir: Path
+    #: Every file of ``docs_dir`` MkDocs would use (``exclude_docs`` applied).
+    files: list[Path]
 
 
 def load_project(config_file: str | None) -> Project:
@@ -96,7 +102,14 @@ def load_project(config_file: str | None) -> Project:
     titles = {src: page.title for src, page in stub_pages.items()}
     neighbours = nav_neighbours(((p.file.src_uri, p.title) for p in nav.pages), titles)
     jobs = page_jobs(stub_pages.values(), neighbours)
-    return Project(setup, jobs, Path(config.config_file_path), sources)
+    return Project(
+        setup,
+        jobs,
+        Path(config.config_file_path),
+        sources,
+        Path(config.docs_dir),
+        [Path(file.abs_src_path) for file in files if file.abs_src_path],
+    )
 
 
 def run_pipelines(project: Project, engine: Engine) -> list[PageResult]:
@@ -331,16 +344,11 @@ def current_page_keys(project: Project) -> set[str]:
 # -- lock ------------------------------------------------------------------------------
 
 
-def command_lock(project: Project, arguments: argparse.Namespace) -> int:
-    """Write the lock file, or with ``--check`` report whether it is stale."""
+def generate(project: Project, answers: AnswerSources) -> tuple[BuildStats, list[PageResult]]:
+    """Every page's flow on a sending engine, as a build runs them; what was asked."""
     setup = project.setup
-    if setup.lock_path is None:
-        raise CliError("no lock file is configured: add `lock: aigen.lock` to the aigen options")
-    if arguments.check:
-        return _check_lock(project)
     stats = BuildStats()
     stats.sections_total = sum(setup.count_sections(job.stub) for job in project.jobs)
-    answers = setup.answer_sources(ResponseCache(setup.cache_dir, log.warning))
     engine = Engine(
         concurrency=setup.concurrency,
         answers=answers,
@@ -355,6 +363,19 @@ def command_lock(project: Project, arguments: argparse.Namespace) -> int:
     finally:
         engine.close(cancel=False)
         answers.cache.close()
+    stats.finished = time.monotonic()
+    return stats, results
+
+
+def command_lock(project: Project, arguments: argparse.Namespace) -> int:
+    """Write the lock file, or with ``--check`` report whether it is stale."""
+    setup = project.setup
+    if setup.lock_path is None:
+        raise CliError("no lock file is configured: add `lock: aigen.lock` to the aigen options")
+    if arguments.check:
+        return _check_lock(project)
+    answers = setup.answer_sources(ResponseCache(setup.cache_dir, log.warning))
+    stats, results = generate(project, answers)
     failed = [(r.src_path, s) for r in results for s in r.failed]
     # A fallback's text never goes into the lock: the lock is what the configured model
     # wrote (or what a person reviewed), and a later build would take it as such.
@@ -409,6 +430,47 @@ def _check_lock(project: Project) -> int:
     return 0
 
 
+# -- render ----------------------------------------------------------------------------
+
+
+def command_render(project: Project, arguments: argparse.Namespace) -> int:
+    """Write every page of ``docs_dir`` to ``--out``, stub pages with their sections."""
+    from mkdocs_aigen.render import differences, planned_files, rendered_page, write_files
+
+    setup = project.setup
+    root = project.config_file.parent
+    out = (root / arguments.out).resolve() if arguments.out else root / ".aigen" / "docs"
+    docs_dir = project.docs_dir.resolve()
+    if out == docs_dir or docs_dir in out.parents:
+        raise CliError(f"--out {out}: must be outside docs_dir ({docs_dir})")
+    answers = setup.answer_sources(ResponseCache(setup.cache_dir, log.warning))
+    if arguments.check:
+        answers.offline_reason = "render --check sends nothing"
+    stats, results = generate(project, answers)
+    rendered = {
+        r.src_path: rendered_page(project.sources[r.src_path], r.block, r.src_path) for r in results
+    }
+    files = planned_files(docs_dir, project.files, rendered)
+    failed = [(r.src_path, s) for r in results for s in r.failed]
+    if arguments.check:
+        stale = differences(out, files)
+        for change in stale:
+            print(f"{change.path}: {change.why}")
+        for page, section in failed:
+            print(f"{page}: {' > '.join(section.path)}: not in the lock or cache")
+        if stale or failed:
+            print(f"{out} is out of date: run `mkdocs-aigen render`")
+            return 1
+        print(f"{out} is up to date ({len(files)} files)")
+        return 0
+    changed = write_files(out, files)
+    write_report(out.parent / "aigen-report.json", stats, results)
+    print(f"rendered {len(files)} files into {out}, {changed} changed ({stats.summary_line()})")
+    for page, section in failed:
+        print(f"  not generated: {page}: {' > '.join(section.path)}: {section.error}")
+    return 1 if failed else 0
+
+
 # -- entry point -----------------------------------------------------------------------
 
 
@@ -457,6 +519,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="list what would be removed; remove nothing"
     )
     lock = command(commands, "lock", "write or refresh the lock file")
+    render = command(
+        commands,
+        "render",
+        "write docs_dir as plain Markdown, generated sections in place, for any site generator",
+    )
+    render.add_argument("--out", help="output folder (default: .aigen/docs next to mkdocs.yml)")
+    render.add_argument(
+        "--check",
+        action="store_true",
+        help="send nothing, write nothing; exit 1 if the output folder is out of date",
+    )
     lock.add_argument("--check", action="store_true", help="exit 1 if the lock is stale")
     return parser
 
@@ -465,7 +538,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; user mistakes print one line and exit 2."""
     arguments = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    commands = {"plan": command_plan, "cache": command_cache, "lock": command_lock}
+    commands = {
+        "plan": command_plan,
+        "cache": command_cache,
+        "lock": command_lock,
+        "render": command_render,
+    }
     try:
         project = load_project(getattr(arguments, "config_file", None))
         return commands[arguments.command](project, arguments)
