@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from mkdocs_aigen.requests import ChatRequest
     from mkdocs_aigen.stubs import PageStub
+
+_T = TypeVar("_T")
 
 Stage = Literal["expand", "section", "augment", "polish", "review"]
 STAGES: tuple[Stage, ...] = ("expand", "section", "augment", "polish", "review")
@@ -152,3 +154,133 @@ class PageResult:
     def failed(self) -> list[SectionResult]:
         """Sections without text."""
         return [s for s in self.sections if s.text is None]
+
+
+# -- plain data for the page store ---------------------------------------------------------
+# Stored pages are JSON, not pickles (a cache directory restored from a shared store must
+# not run code), and written field by field so that reading one back checks every type.
+# Readers ignore fields they do not know: a record written by a newer version still reads.
+
+
+class DataError(ValueError):
+    """Stored data that is not the shape this version writes."""
+
+
+def page_result_to_data(result: PageResult) -> dict[str, Any]:
+    """``result`` as JSON-ready data (see :func:`page_result_from_data`)."""
+    return {
+        "src_path": result.src_path,
+        "sections": [
+            {
+                "path": list(s.path),
+                "level": s.level,
+                "key": s.key,
+                "target": s.target,
+                "text": s.text,
+                "error": s.error,
+                "source": s.source,
+                "augmented": s.augmented,
+                "lock_key": s.lock_key,
+                "ratio": s.ratio,
+                "fallback": s.fallback,
+            }
+            for s in result.sections
+        ],
+        "expansions": [
+            {"path": list(e.path), "key": e.key, "titles": list(e.titles), "source": e.source}
+            for e in result.expansions
+        ],
+        "block": result.block,
+        "polish_key": result.polish_key,
+        "polished": result.polished,
+        "scores": result.scores,
+        "regenerated": result.regenerated,
+        "warnings": list(result.warnings),
+        "asked": dict(result.asked),
+    }
+
+
+def page_result_from_data(data: Any) -> PageResult:
+    """The :class:`PageResult` that :func:`page_result_to_data` wrote.
+
+    Raises :class:`DataError` when a field is missing or has the wrong type.
+    """
+    record = _mapping(data, "page")
+    scores = record.get("scores")
+    if scores is not None:
+        scores = {
+            _typed(name, str, "scores"): float(_number(value, "scores"))
+            for name, value in _mapping(scores, "scores").items()
+        }
+    asked = _mapping(record.get("asked", {}), "asked")
+    return PageResult(
+        src_path=_typed(record.get("src_path"), str, "src_path"),
+        sections=[_section(item) for item in _list(record.get("sections", []), "sections")],
+        expansions=[_expansion(item) for item in _list(record.get("expansions", []), "expansions")],
+        block=_typed(record.get("block", ""), str, "block"),
+        polish_key=_optional(record.get("polish_key"), str, "polish_key"),
+        polished=_optional(record.get("polished"), str, "polished"),
+        scores=scores,
+        regenerated=_typed(record.get("regenerated", False), bool, "regenerated"),
+        warnings=[
+            _typed(w, str, "warnings") for w in _list(record.get("warnings", []), "warnings")
+        ],
+        asked=Counter({_typed(k, str, "asked"): _typed(v, int, "asked") for k, v in asked.items()}),
+    )
+
+
+def _section(data: Any) -> SectionResult:
+    record = _mapping(data, "sections")
+    ratio = record.get("ratio")
+    return SectionResult(
+        path=_strings(record.get("path"), "sections.path"),
+        level=_typed(record.get("level"), int, "sections.level"),
+        key=_typed(record.get("key"), str, "sections.key"),
+        target=_typed(record.get("target"), int, "sections.target"),
+        text=_optional(record.get("text"), str, "sections.text"),
+        error=_optional(record.get("error"), str, "sections.error"),
+        source=_typed(record.get("source", ""), str, "sections.source"),
+        augmented=_typed(record.get("augmented", False), bool, "sections.augmented"),
+        lock_key=_typed(record.get("lock_key", ""), str, "sections.lock_key"),
+        ratio=None if ratio is None else float(_number(ratio, "sections.ratio")),
+        fallback=_typed(record.get("fallback", False), bool, "sections.fallback"),
+    )
+
+
+def _expansion(data: Any) -> Expansion:
+    record = _mapping(data, "expansions")
+    return Expansion(
+        path=_strings(record.get("path"), "expansions.path"),
+        key=_typed(record.get("key"), str, "expansions.key"),
+        titles=_strings(record.get("titles"), "expansions.titles"),
+        source=_typed(record.get("source", ""), str, "expansions.source"),
+    )
+
+
+def _typed(value: Any, kind: type[_T], where: str) -> _T:
+    # ``bool`` is an ``int`` in Python; a stored count of ``true`` is still wrong.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise DataError(f"{where}: expected {kind.__name__}")
+    return value
+
+
+def _optional(value: Any, kind: type[_T], where: str) -> _T | None:
+    return None if value is None else _typed(value, kind, where)
+
+
+def _number(value: Any, where: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(f"{where}: expected a number")
+    return value
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    return _typed(value, dict, where)
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    return _typed(value, list, where)
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    return tuple(_typed(item, str, where) for item in _list(value, where))

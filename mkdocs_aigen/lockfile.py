@@ -229,17 +229,58 @@ def _str(item: Any, key: str, where: str, path: Path) -> str:
 
 
 class _Literal(str):
-    """Text written as a YAML literal block (``|``), so a diff shows changed lines."""
+    """Text written as a YAML literal block (``|``) when that keeps it byte for byte, so a
+    diff shows changed lines; otherwise as a double-quoted string with escapes."""
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def choose_scalar_style(self) -> str:
+        # PyYAML refuses block style for any text with a tab, which would quote every
+        # code sample indented with tabs; ``_block_safe`` has the exact rule instead.
+        if self.event.style == "|" and not self.flow_level and not self.simple_key_context:
+            return "|"
+        return str(super().choose_scalar_style())
+
+
+def _block_safe(text: str) -> bool:
+    r"""Whether a literal block scalar reads back as exactly ``text``.
+
+    Not when it has whitespace at the end of a line (a Markdown hard break: editors and
+    the eye lose it), a line break other than ``\n`` (YAML reads ``\r\n``, ``\r`` and
+    ``\x85`` back as ``\n``), or a character YAML cannot carry unescaped.
+    """
+    if not text or text[-1] in " \t" or " \n" in text or "\t\n" in text:
+        return False
+    return all(ch == "\n" or _printable(ch) for ch in text)
+
+
+def _printable(ch: str) -> bool:
+    # YAML's printable set, less the line separators and the byte-order mark; a tab is
+    # content inside a block (only indentation must be spaces).
+    return (
+        ch == "\t"
+        or "\x20" <= ch <= "\x7e"
+        or "\xa0" <= ch <= "\ud7ff"
+        or ("\ue000" <= ch <= "\ufffd" and ch != "\ufeff")
+        or "\U00010000" <= ch < "\U0010ffff"
+    )
 
 
 def _literal(dumper: yaml.SafeDumper, value: _Literal) -> yaml.Node:
-    # Trailing spaces force PyYAML back to a quoted string; Markdown prose needs none.
-    text = "\n".join(line.rstrip() for line in str(value).splitlines())
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
+    text = str(value)
+    return dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style="|" if _block_safe(text) else '"'
+    )
 
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    # PyYAML writes these unescaped in plain and single-quoted strings, and reads them
+    # back as line breaks (or drops the byte-order mark): only double quotes escape them.
+    style = '"' if any(ch in _SEPARATORS for ch in value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_SEPARATORS = frozenset("\r\x85\u2028\u2029\ufeff")
 
 _Dumper.add_representer(_Literal, _literal)
+_Dumper.add_representer(str, _string)

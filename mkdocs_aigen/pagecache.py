@@ -13,7 +13,10 @@ A finished page is stored whole under a hash of everything but the last two, all
 in ``on_files`` before any YAML is parsed, together with the neighbours it was written
 for, which ``on_nav`` compares. A rebuild with nothing changed then parses no stub,
 renders no prompt, hashes no request and cleans no answer, and does not even open the
-answers' database: one ``pages/<key>.pickle`` per page instead.
+answers' database: one ``pages/<key>.json`` per page instead.
+
+Pages are JSON, never pickles: cache directories are restored from shared stores in CI,
+and reading a planted file must not run code. A file that is not a page is a miss.
 
 The answers stay in the cache under their own keys, so ``plan``, ``lock`` and a page
 whose text changed still find them one by one.
@@ -22,20 +25,30 @@ whose text changed still find them one by one.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import pickle
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mkdocs_aigen import __version__
-from mkdocs_aigen.jobs import CACHE_FORMAT, PageResult, Settings
+from mkdocs_aigen.jobs import (
+    CACHE_FORMAT,
+    DataError,
+    PageResult,
+    Settings,
+    page_result_from_data,
+    page_result_to_data,
+)
 
 #: Bump when anything that shapes a stored page changes: PageResult, StoredPage, or how
 #: sections are assembled and cleaned after they leave the answers' cache.
-PAGE_FORMAT = 3
-_SUFFIX = ".pickle"
+PAGE_FORMAT = 4
+_SUFFIX = ".json"
+#: Pages earlier versions pickled: never read, only removed with the leftovers.
+_LEGACY_SUFFIX = ".pickle"
 #: What an interrupted ``put`` can leave behind.
 _TEMPORARY = ".tmp"
 
@@ -53,6 +66,39 @@ class StoredPage:
     result: PageResult
     #: The site that wrote it (its ``mkdocs.yml``): ``cache prune`` leaves other sites'.
     site: str = ""
+
+
+def page_to_data(page: StoredPage) -> dict[str, Any]:
+    """``page`` as JSON-ready data (a mapping: later versions may add fields)."""
+    return {
+        "title": page.title,
+        "neighbours": list(page.neighbours),
+        "sections": page.sections,
+        "result": page_result_to_data(page.result),
+        "site": page.site,
+    }
+
+
+def page_from_data(data: Any) -> StoredPage:
+    """The page :func:`page_to_data` wrote; :class:`DataError` for anything else."""
+    if not isinstance(data, dict):
+        raise DataError("page: expected a mapping")
+    title, neighbours, sections = data.get("title"), data.get("neighbours"), data.get("sections")
+    if not isinstance(title, str):
+        raise DataError("title: expected str")
+    if not (
+        isinstance(neighbours, list)
+        and len(neighbours) == 2
+        and all(n is None or isinstance(n, str) for n in neighbours)
+    ):
+        raise DataError("neighbours: expected two titles or nulls")
+    if not isinstance(sections, int) or isinstance(sections, bool):
+        raise DataError("sections: expected int")
+    site = data.get("site", "")
+    if not isinstance(site, str):
+        raise DataError("site: expected str")
+    result = page_result_from_data(data.get("result"))
+    return StoredPage(title, (neighbours[0], neighbours[1]), sections, result, site)
 
 
 def site_identity(settings: Settings, templates: str, fallback: object = None) -> str:
@@ -98,7 +144,7 @@ def worth_keeping(result: PageResult) -> bool:
 
 
 class PageStore:
-    """One pickle per page in ``<cache dir>/pages``, written atomically (a temporary file
+    """One JSON file per page in ``<cache dir>/pages``, written atomically (a temporary file
     renamed into place), so concurrent builds and an interrupted one never leave half a
     page. Any trouble reading counts as a miss: the page is then assembled again from
     the answers' cache."""
@@ -115,10 +161,9 @@ class PageStore:
         except OSError:
             return None
         try:
-            page = pickle.loads(data)  # written by this plugin into its own cache folder
-        except Exception:  # another version's classes, a truncated file
+            return page_from_data(json.loads(data))
+        except (ValueError, RecursionError):  # a truncated file, another shape, not JSON
             return None
-        return page if isinstance(page, StoredPage) else None
 
     def put(self, key: str, page: StoredPage) -> None:
         """Store ``page``; a failure only costs the next build some time."""
@@ -130,10 +175,11 @@ class PageStore:
         except OSError:
             return
         try:
-            with os.fdopen(handle, "wb") as file:
-                pickle.dump(page, file, protocol=pickle.HIGHEST_PROTOCOL)
+            data = json.dumps(page_to_data(page), ensure_ascii=False, separators=(",", ":"))
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(data)
             os.replace(temporary, self.directory / f"{key}{_SUFFIX}")
-        except Exception:  # a full disk, or a value pickle refuses: the page is just not kept
+        except Exception:  # a full disk, or a value JSON cannot hold: the page is just not kept
             Path(temporary).unlink(missing_ok=True)
 
     def __iter__(self) -> Iterator[str]:
@@ -156,10 +202,12 @@ class PageStore:
         return len(keys)
 
     def remove_leftovers(self) -> None:
-        """Delete temporary files that a build killed in the middle of ``put`` left."""
+        """Delete temporary files that a build killed in the middle of ``put`` left, and
+        pages pickled by earlier versions (never read: see the module's docstring)."""
         if self.directory is not None and self.directory.is_dir():
-            for path in self.directory.glob(f"*{_TEMPORARY}"):
-                path.unlink(missing_ok=True)
+            for suffix in (_TEMPORARY, _LEGACY_SUFFIX):
+                for path in self.directory.glob(f"*{suffix}"):
+                    path.unlink(missing_ok=True)
 
     def size(self) -> int:
         """Bytes on disk of every stored page."""

@@ -423,6 +423,7 @@ class PagePipeline:
             json_schema=json.dumps(schema, sort_keys=True) if schema is not None else None,
             schema_name=schema_name,
             extra=self.settings.extra,
+            templates=self.prompts.fingerprint(),
             label=label,
         )
 

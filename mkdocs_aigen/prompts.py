@@ -43,15 +43,21 @@ class Prompts:
             auto_reload=False,
         )
         self._templates: dict[str, jinja2.Template] = {}
+        self._fingerprint: str | None = None
 
     def fingerprint(self) -> str:
-        """A hash of every template file that can be used, for the page cache's key."""
-        digest = hashlib.sha256()
-        for folder in self._search:
-            for path in sorted(folder.glob("*.j2")):
-                digest.update(f"{folder}|{path.name}|".encode())
-                digest.update(path.read_bytes())
-        return digest.hexdigest()
+        """A hash of every template file that can be rendered, for the page key and every
+        request's hash (computed once: ``mkdocs serve`` makes a new ``Prompts`` per build).
+
+        Every file under every template folder counts, subfolders included (a stage
+        template may include, import or extend any of them), each by its path relative
+        to its folder and its content; a file the user's ``templates_dir`` overrides
+        counts as the user's version only, since Jinja2 never loads the packaged one.
+        Absolute paths stay out, so the hash is the same on every machine.
+        """
+        if self._fingerprint is None:
+            self._fingerprint = templates_fingerprint(self._search)
+        return self._fingerprint
 
     def check(self) -> None:
         """Load and trial-render every template, so a syntax error or a misspelt variable
@@ -106,6 +112,29 @@ class Prompts:
             raise TemplateError(f"template '{stage}.j2' was not found") from None
         self._templates[stage] = template
         return template
+
+
+def templates_fingerprint(folders: list[Path]) -> str:
+    """The hash of the files Jinja2 would load from ``folders`` (the first folder with a
+    given relative path wins, as in :class:`jinja2.FileSystemLoader`)."""
+    effective: dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in folder.rglob("*"):
+            relative = path.relative_to(folder)
+            # Editor and tool droppings (``.git``, ``__pycache__``) are not templates.
+            if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
+                continue
+            if path.is_file():
+                effective.setdefault(relative.as_posix(), path)
+    digest = hashlib.sha256()
+    for name in sorted(effective):
+        content = effective[name].read_bytes()
+        # Lengths first, so no two different sets of files run together.
+        digest.update(b"%d:%s%d:" % (len(name.encode()), name.encode(), len(content)))
+        digest.update(content)
+    return digest.hexdigest()
 
 
 # What the pipeline passes to each stage's template (see ``pipeline.PagePipeline``), with

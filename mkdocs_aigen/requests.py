@@ -41,6 +41,10 @@ class ChatRequest:
     schema_name: str | None = None
     # Backend specific sampling options (e.g. ``repeat_penalty`` for llama.cpp).
     extra: tuple[tuple[str, Any], ...] = ()
+    # The fingerprint of every template file in use (``Prompts.fingerprint``): a template
+    # edit that leaves this request's text as it was (a partial only other stages
+    # include, a comment) still makes a new request, as it makes a new page key.
+    templates: str = ""
     label: str = field(default="", compare=False)
 
     @cached_property
@@ -71,6 +75,7 @@ def request_key(request: ChatRequest) -> str:
         "json_schema": request.json_schema,
         "schema_name": request.schema_name,
         "extra": [list(item) for item in request.extra],
+        "templates": request.templates,
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

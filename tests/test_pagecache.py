@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import pickle
 import threading
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mkdocs_aigen.jobs import PageResult, Settings
-from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, site_identity
+from mkdocs_aigen.jobs import DataError, Expansion, PageResult, SectionResult, Settings
+from mkdocs_aigen.pagecache import (
+    PageStore,
+    StoredPage,
+    page_from_data,
+    page_key,
+    page_to_data,
+    site_identity,
+)
 
 SETTINGS = Settings(site_name="Site", model="m")
 
@@ -51,10 +62,10 @@ def test_a_page_round_trips(tmp_path: Path) -> None:
     assert store.get("missing") is None
 
 
-def test_a_value_pickle_refuses_is_not_kept_and_leaves_nothing(tmp_path: Path) -> None:
+def test_a_value_json_refuses_is_not_kept_and_leaves_nothing(tmp_path: Path) -> None:
     store = PageStore(tmp_path)
     result = PageResult(src_path="a.md", block="x")
-    result.warnings.append(threading.Lock())  # type: ignore[arg-type]  # cannot be pickled
+    result.warnings.append(threading.Lock())  # type: ignore[arg-type]  # not JSON
     store.put("k1", _page(result))  # must not raise: the page is only not stored
     assert store.get("k1") is None
     assert list((tmp_path / "pages").iterdir()) == []
@@ -69,3 +80,86 @@ def test_clear_removes_pages_and_leftovers(tmp_path: Path, count: int) -> None:
     (tmp_path / "pages" / "tmpabc.tmp").write_bytes(b"half")
     assert store.clear() == count
     assert list((tmp_path / "pages").iterdir()) == []
+
+
+def _full_page() -> StoredPage:
+    """A page with every field set to something other than its default."""
+    result = PageResult(
+        src_path="dir/ü.md",
+        sections=[
+            SectionResult(
+                path=("A", "B \u2028 C"),
+                level=3,
+                key="k" * 64,
+                target=40,
+                text="Text  \nwith a hard break\r\n\U0001f600",
+                source="cache",
+                augmented=True,
+                lock_key="l" * 64,
+                ratio=0.875,
+            ),
+            SectionResult(path=("Failed",), level=2, key="f", target=40, error="HTTP 500"),
+        ],
+        expansions=[Expansion(path=("A",), key="e", titles=("One", "Two"), source="api")],
+        block="## A\n\nText.\n",
+        polish_key="p",
+        polished="## A\n\nPolished.\n",
+        scores={"clarity": 7.0, "accuracy": 8.5},
+        regenerated=True,
+        warnings=["a warning"],
+        asked=Counter({"section": 2, "expand": 1}),
+    )
+    return StoredPage(title="Tïtle", neighbours=("Prev", None), sections=3, result=result)
+
+
+def test_every_field_of_a_page_round_trips_through_json(tmp_path: Path) -> None:
+    page = _full_page()
+    assert page_from_data(json.loads(json.dumps(page_to_data(page)))) == page
+    store = PageStore(tmp_path)
+    store.put("k1", page)
+    assert store.get("k1") == page
+    assert (tmp_path / "pages" / "k1.json").is_file()
+
+
+def test_fields_a_later_version_adds_are_ignored() -> None:
+    data = page_to_data(_full_page())
+    data["site"] = "another site"
+    data["result"]["site"] = "x"
+    data["result"]["sections"][0]["new"] = [1, 2]
+    assert page_from_data(data) == _full_page()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("title"),
+        lambda d: d.update(neighbours=["only one"]),
+        lambda d: d.update(sections=True),
+        lambda d: d["result"].update(sections="not a list"),
+        lambda d: d["result"]["sections"][0].update(text=3),
+        lambda d: d["result"]["sections"][0].update(path=[1]),
+        lambda d: d["result"].update(asked={"section": "2"}),
+        lambda d: d["result"].update(scores={"clarity": "high"}),
+    ],
+)
+def test_a_record_of_another_shape_is_refused(damage: Any) -> None:
+    data = page_to_data(_full_page())
+    damage(data)
+    with pytest.raises(DataError):
+        page_from_data(data)
+
+
+def test_a_file_that_is_not_a_json_page_is_a_miss(tmp_path: Path) -> None:
+    store = PageStore(tmp_path)
+    store.put("k1", _full_page())
+    for content in (b"[1, 2]", b"{}", b"\xff\xfe", pickle.dumps(_full_page()), b"[" * 100_000):
+        (tmp_path / "pages" / "k1.json").write_bytes(content)
+        assert store.get("k1") is None
+
+
+def test_pickled_pages_of_earlier_versions_go_with_the_leftovers(tmp_path: Path) -> None:
+    store = PageStore(tmp_path)
+    store.put("k1", _full_page())
+    (tmp_path / "pages" / "old.pickle").write_bytes(pickle.dumps(_full_page()))
+    store.remove_leftovers()
+    assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == ["k1.json"]

@@ -1,0 +1,180 @@
+"""The lock file keeps every text byte for byte, and ordinary prose stays reviewable."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from mkdocs_aigen.lockfile import LockEntry, LockFile
+
+#: Pieces that have broken YAML round trips somewhere: Markdown hard breaks, tabs, form
+#: feeds, every line separator YAML knows, a byte-order mark, and lock or YAML syntax.
+AWKWARD = (
+    "  \n",
+    " ",
+    "\t",
+    "\n",
+    "\n\n",
+    "\f",
+    "\v",
+    "\r",
+    "\r\n",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\ufeff",
+    "\x00",
+    "\x7f",
+    "\U0001f600",
+    "\U0010fffd",
+    "---",
+    "...",
+    "- ",
+    "? ",
+    ": ",
+    "#",
+    "|",
+    "|+",
+    ">-",
+    "&a *a",
+    "!!python/object",
+    "'",
+    '"',
+    "\\",
+    "{[",
+    "%YAML 1.1",
+    "null",
+    "yes",
+    "0x1F",
+    "1e3",
+    "~",
+    "```\n",
+    "    code",
+)
+
+#: Any Unicode text without lone surrogates (UTF-8 cannot hold those), built from the
+#: awkward pieces and arbitrary characters, so that both are tried together.
+TEXTS = st.lists(
+    st.one_of(
+        st.sampled_from(AWKWARD),
+        st.text(st.characters(exclude_categories=("Cs",)), max_size=20),
+    ),
+    max_size=12,
+).map("".join)
+
+
+#: The same examples on every run, and no example database left in the working tree.
+DETERMINISTIC: dict[str, Any] = {
+    "derandomize": True,
+    "database": None,
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow],
+}
+
+
+def _round_trip(lock: LockFile, tmp_path: Path) -> LockFile:
+    path = tmp_path / "aigen.lock"
+    lock.write(path)
+    return LockFile.load(path)
+
+
+def _lock(page: str, path: str, model: str, text: str, titles: list[str]) -> LockFile:
+    lock = LockFile()
+    lock.add(LockEntry(page, "section", path, "h1", text, model))
+    lock.add(LockEntry(page, "section", text, "h2", path, model))
+    lock.add(LockEntry(page, "polish", "", "h3", text, model))
+    lock.add(
+        LockEntry(
+            page, "outline", path, "h4", json.dumps({"titles": titles}, ensure_ascii=False), model
+        )
+    )
+    return lock
+
+
+@settings(max_examples=300, **DETERMINISTIC)
+@given(text=TEXTS)
+@example(text="Line with a hard break  \nnext line")
+@example(text="\tindented with a tab\n\tand again")
+@example(text="\n\nleading blank lines")
+@example(text="  leading spaces\nthen none")
+@example(text="no final newline")
+@example(text="trailing blank lines\n\n\n")
+@example(text="whitespace lines at the end\n  \n\t")
+@example(text="crlf\r\nlone cr\rform feed\f")
+@example(text="\u2028\u2029\x85")
+@example(text="pages:\n  a.md:\n    sections:\n    - path: X\n      hash: y\n")
+@example(text="")
+def test_any_text_survives_the_lock_byte_for_byte(text: str) -> None:
+    lock = LockFile()
+    lock.add(LockEntry("a.md", "section", "A", "h1", text, "m"))
+    lock.add(LockEntry("a.md", "polish", "", "h2", text, "m"))
+    loaded = _reload(lock)
+    assert loaded.entries == lock.entries
+
+
+@settings(max_examples=150, **DETERMINISTIC)
+@given(
+    page=TEXTS.filter(bool),
+    path=TEXTS,
+    model=TEXTS,
+    text=TEXTS,
+    titles=st.lists(TEXTS, max_size=3),
+)
+def test_every_field_survives_the_lock(
+    page: str, path: str, model: str, text: str, titles: list[str]
+) -> None:
+    lock = _lock(page, path, model, text, titles)
+    loaded = _reload(lock)
+    assert loaded.entries == lock.entries
+
+
+def _reload(lock: LockFile) -> LockFile:
+    """Write ``lock`` to a file and read it back (Hypothesis runs a test's body many
+    times, so a fresh folder each time rather than ``tmp_path``)."""
+    with tempfile.TemporaryDirectory(prefix="aigen-lock-") as folder:
+        path = Path(folder) / "aigen.lock"
+        lock.write(path)
+        return LockFile.load(path)
+
+
+PROSE = """\
+Foo reads `foo.toml` at start-up.
+
+- one item
+- another: with a colon
+
+```toml
+[server]
+port = 8080
+```
+"""
+
+
+@pytest.mark.parametrize("text", [PROSE, PROSE.rstrip("\n"), "\tgo code\n\tindented\n"])
+def test_ordinary_text_is_a_literal_block(text: str, tmp_path: Path) -> None:
+    lock = LockFile()
+    lock.add(LockEntry("a.md", "section", "A", "h1", text, "m"))
+    dumped = lock.dump()
+    # Each line of the text appears as it is, indented: a diff shows changed lines.
+    for line in text.splitlines():
+        assert any(row.endswith(line) and row.startswith(" ") for row in dumped.splitlines())
+    assert "text: |" in dumped
+    assert _round_trip(lock, tmp_path).entries == lock.entries
+
+
+def test_a_hard_break_is_quoted_rather_than_lost(tmp_path: Path) -> None:
+    lock = LockFile()
+    lock.add(LockEntry("a.md", "section", "A", "h1", "Two spaces  \nthen a line.\n", "m"))
+    dumped = lock.dump()
+    assert yaml.safe_load(dumped)["pages"]["a.md"]["sections"][0]["text"].startswith(
+        "Two spaces  \n"
+    )
+    assert '"Two spaces  \\nthen a line.\\n"' in dumped
+    assert _round_trip(lock, tmp_path).entries == lock.entries
