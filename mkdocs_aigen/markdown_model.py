@@ -23,7 +23,7 @@ item's own line (``- ## X``). The tests compare this module with the real render
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -151,17 +151,20 @@ def fence_blocks(lines: Sequence[str], *, close_open: bool = False) -> list[Fenc
     return blocks
 
 
-def strict_fence_blocks(lines: Sequence[str]) -> list[FenceBlock]:
+def strict_fence_blocks(
+    lines: Sequence[str], accept: Callable[[str], bool] | None = None
+) -> list[FenceBlock]:
     """Fenced blocks every fence extension agrees on: opener at column 0, identical closer.
 
     The sanitiser keeps text as written only inside these (``fenced_code`` and superfences
-    both read them as code); an opener without its closer is reported with ``stop=None``.
+    both read them as code); ``accept`` can demand more of an opening line. An opener
+    without its closer is reported with ``stop=None`` and ends the search.
     """
     blocks: list[FenceBlock] = []
     i = 0
     while i < len(lines):
         found = _opener(lines[i]) if lines[i][:1] in "`~" else None
-        if found is None:
+        if found is None or (accept is not None and not accept(lines[i])):
             i += 1
             continue
         _, fence, info = found
