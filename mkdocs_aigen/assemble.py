@@ -5,8 +5,8 @@ heading, a visible placeholder for a section that failed, and splicing the rende
 into the page where the author put the marker. The page text the author wrote is never
 rewritten. This module knows nothing of MkDocs, the engine or the backends.
 
-Fenced code blocks are recognised as :mod:`mkdocs_aigen.markers` does: a heading shown
-inside code is never acted on, whatever fence extension the site uses.
+Headings and fenced code are found by :mod:`mkdocs_aigen.markdown_model`, as Python-Markdown
+renders them: a heading shown inside code is never acted on.
 """
 
 from __future__ import annotations
@@ -17,22 +17,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mkdocs_aigen.markers import (
-    MARKER,
-    MarkerError,
-    closes_fence,
-    fence_blocks,
-    fenced_lines,
-    find_marker,
-    insert_block,
-    is_blank,
-)
+from mkdocs_aigen.markdown_model import closes_fence, fence_blocks, fenced_lines, headings, is_blank
+from mkdocs_aigen.markers import MARKER, MarkerError, find_marker, insert_block
 
 __all__ = [
     "MARKER",
     "MarkerError",
     "RenderedSection",
-    "assemble",
     "clean_section_text",
     "count_words",
     "find_marker",
@@ -48,15 +39,6 @@ _MAX_ERROR_CHARS = 300
 
 #: A model wrapping its whole answer in a Markdown code block.
 _WRAPPER_RE = re.compile(r"(?P<fence>`{3,}|~{3,})[ \t]*(?:markdown|md)?[ \t]*", re.IGNORECASE)
-# ATX heading. Python-Markdown needs no space after the hashes ("#Title" is a heading).
-_ATX_RE = re.compile(r" {0,3}(?P<hashes>#{1,6})(?!#)(?P<text>.*)")
-_SETEXT_UNDERLINE_RE = re.compile(r" {0,3}(?:=+|-+)[ \t]*")
-#: Lines that are something else than paragraph text, so cannot sit above a setext underline.
-_NOT_PARAGRAPH_RE = re.compile(
-    r" {0,3}(?:[-*+][ \t]|\d+[.)][ \t]|>|\||=+[ \t]*$"  # list item, quote, table, underline
-    r"|(?:-[ \t]*){3,}$|(?:\*[ \t]*){3,}$|(?:_[ \t]*){3,}$)"  # thematic break
-)
-
 # Markdown that carries no words, for count_words.
 _COMMENT_RE = re.compile(r"<!--.*?-->", re.DOTALL)
 _IMAGE_RE = re.compile(r"!\[[^\]]*\]\((?:[^()]|\([^()]*\))*\)")
@@ -108,7 +90,7 @@ def clean_section_text(text: str, level: int, title: str) -> str:
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     lines = _unwrap_fence(text.split("\n"))
-    blocks = fence_blocks(lines)
+    blocks = fence_blocks(lines, close_open=True)
     if blocks and blocks[-1].stop is None:
         lines.append(blocks[-1].indent + blocks[-1].fence)
     lines = _fix_headings(lines, level, title)
@@ -125,7 +107,7 @@ def _unwrap_fence(lines: list[str]) -> list[str]:
         return lines
     fence = m.group("fence")
     inner = lines[1:-1]
-    blocks = fence_blocks(inner)
+    blocks = fence_blocks(inner, close_open=True)
     if blocks and blocks[-1].stop is None:
         return lines  # e.g. "```md\nA\n```\ntext\n```md\nB\n```": two blocks, not one wrapper
     for block in blocks:
@@ -143,44 +125,26 @@ def unwrap_markdown_fence(text: str) -> str:
 
 def _fix_headings(lines: list[str], level: int, title: str) -> list[str]:
     """Drop the opening repeat of the section heading; demote headings that would escape."""
-    in_fence = fenced_lines(lines)
     demoted = "#" * min(level + 1, _DEEPEST_LEVEL)
+    # Headings inside a list item stay where they are: rewriting the line would lose the item.
+    found = {h.line: h for h in headings(lines, close_open=True) if h.top}
     out: list[str] = []
     i = 0
     while i < len(lines):
-        line = lines[i]
-        heading = None if in_fence[i] or is_blank(line) else _heading_at(lines, in_fence, i)
+        heading = found.get(i)
         if heading is None:
-            out.append(line)
+            out.append(lines[i])
             i += 1
             continue
-        heading_level, text, size = heading
-        if i == 0 and (heading_level <= level or _same_title(text, title)):
-            i += size  # the model's copy of the section heading
+        if i == 0 and (heading.level <= level or _same_title(heading.text, title)):
+            i += heading.size  # the model's copy of the section heading
             continue
-        if heading_level <= level:
-            out.append(f"{demoted} {text}".rstrip())
+        if heading.level <= level:
+            out.append(f"{demoted} {heading.text}".rstrip())
         else:
-            out.extend(lines[i : i + size])
-        i += size
+            out.extend(lines[i : i + heading.size])
+        i += heading.size
     return out
-
-
-def _heading_at(lines: list[str], in_fence: list[bool], i: int) -> tuple[int, str, int] | None:
-    """``(level, text, lines used)`` if a heading starts at line ``i``."""
-    m = _ATX_RE.fullmatch(lines[i])
-    if m:
-        return len(m.group("hashes")), m.group("text").strip(), 1
-    underline = lines[i + 1] if i + 1 < len(lines) else ""
-    # Python-Markdown reads a setext heading only from the first line of a paragraph.
-    if (
-        _SETEXT_UNDERLINE_RE.fullmatch(underline)
-        and not in_fence[i + 1]
-        and (i == 0 or is_blank(lines[i - 1]))
-        and not _NOT_PARAGRAPH_RE.match(lines[i])
-    ):
-        return (1 if "=" in underline else 2), lines[i].strip(), 2
-    return None
 
 
 def _same_title(text: str, title: str) -> bool:
@@ -254,22 +218,6 @@ def _full_stop(text: str) -> str:
 def _escape_inline(text: str) -> str:
     """Entities for specials: unlike backslashes they work for every extension's syntax."""
     return "".join(f"&#{ord(ch)};" if ch in _PLACEHOLDER_SPECIAL else ch for ch in text)
-
-
-def assemble(markdown: str, sections: Sequence[RenderedSection], src_path: str) -> str:
-    """Put ``sections`` (in the given order) into the page's ``markdown``.
-
-    The marker line is replaced by the sections; without a marker they follow the page's own
-    text after one blank line. What the author wrote before and after is kept byte for byte,
-    a blank line is added between it and the sections where missing. Each section is its
-    heading, a blank line, its body and a blank line; an empty body leaves just the heading.
-    With no sections the marker line is removed (a page without one comes back unchanged).
-
-    Raises:
-        MarkerError: the page has more than one marker.
-        ValueError: a section's level is not 1..6.
-    """
-    return insert_block(markdown, render_sections(sections), src_path)
 
 
 def _render(section: RenderedSection) -> str:
@@ -354,15 +302,6 @@ def render_sections(sections: Sequence[RenderedSection]) -> str:
 
 
 def heading_lines(text: str) -> list[str]:
-    """The ATX headings of ``text`` outside fenced code, normalised (for polish checks)."""
+    """Every heading of ``text`` as Python-Markdown renders it, normalised (for polish checks)."""
     lines = text.replace("\r\n", "\n").split("\n")
-    fenced = fenced_lines(lines)
-    found = []
-    for line, in_code in zip(lines, fenced, strict=True):
-        stripped = line.strip()
-        if not in_code and stripped.startswith("#"):
-            hashes = len(stripped) - len(stripped.lstrip("#"))
-            rest = stripped[hashes:]
-            if 1 <= hashes <= 6 and (not rest or rest[0] in " \t"):
-                found.append(f"{'#' * hashes} {' '.join(rest.strip().rstrip('#').split())}")
-    return found
+    return [f"{'#' * h.level} {' '.join(h.text.split())}" for h in headings(lines)]

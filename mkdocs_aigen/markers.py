@@ -1,8 +1,7 @@
 """Where generated text goes: the ``<!-- aigen -->`` marker, and the block put there.
 
-Fenced code blocks are recognised leniently (any indentation, ``` or ~~~, closed by a run
-at least as long), like CommonMark and pymdownx.superfences: a marker shown inside code is
-never acted on, whatever fence extension the site uses.
+Fenced code blocks are the ones :mod:`mkdocs_aigen.markdown_model` finds (what
+pymdownx.superfences renders as code): a marker shown inside code is never acted on.
 
 All a fully cached build needs to put a stored page back (see :mod:`mkdocs_aigen.assemble`
 for turning answers into that block).
@@ -10,14 +9,28 @@ for turning answers into that block).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from mkdocs_aigen.markdown_model import (
+    FenceBlock,
+    closes_fence,
+    fence_blocks,
+    fenced_lines,
+    is_blank,
+)
+
+__all__ = [
+    "MARKER",
+    "FenceBlock",
+    "MarkerError",
+    "closes_fence",
+    "fence_blocks",
+    "fenced_lines",
+    "find_marker",
+    "insert_block",
+    "is_blank",
+]
 
 #: Where the generated sections go; a page without it gets them after its own text.
 MARKER = "<!-- aigen -->"
-
-_FENCE_RE = re.compile(r"(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)")
 
 
 class MarkerError(Exception):
@@ -27,57 +40,6 @@ class MarkerError(Exception):
         super().__init__(f"{src_path}: {message}")
         self.src_path = src_path
         self.message = message
-
-
-@dataclass(frozen=True)
-class FenceBlock:
-    """A fenced code block by line index; ``stop`` is ``None`` while it is still open."""
-
-    start: int
-    stop: int | None
-    indent: str
-    fence: str
-    info: str
-
-
-def fence_blocks(lines: Sequence[str]) -> list[FenceBlock]:
-    """Fenced code blocks in ``lines``, the last one possibly left open."""
-    blocks: list[FenceBlock] = []
-    current: FenceBlock | None = None
-    for i, line in enumerate(lines):
-        if current is None:
-            m = _FENCE_RE.fullmatch(line)
-            # CommonMark: a backtick fence's info string has no backtick (```a``` is inline code).
-            if m and not (m.group("fence")[0] == "`" and "`" in m.group("info")):
-                current = FenceBlock(i, None, m.group("indent"), m.group("fence"), m.group("info"))
-        elif closes_fence(line, current.fence):
-            blocks.append(
-                FenceBlock(current.start, i + 1, current.indent, current.fence, current.info)
-            )
-            current = None
-    if current is not None:
-        blocks.append(current)
-    return blocks
-
-
-def closes_fence(line: str, fence: str) -> bool:
-    """Whether ``line`` closes a block opened by ``fence`` (same character, as many or more)."""
-    stripped = line.strip(" \t")
-    return len(stripped) >= len(fence) and stripped == fence[0] * len(stripped)
-
-
-def fenced_lines(lines: Sequence[str]) -> list[bool]:
-    """Per line: does it belong to a fenced code block (fence lines included)?"""
-    flags = [False] * len(lines)
-    for block in fence_blocks(lines):
-        for i in range(block.start, len(lines) if block.stop is None else block.stop):
-            flags[i] = True
-    return flags
-
-
-def is_blank(line: str) -> bool:
-    """Whether ``line`` holds nothing but whitespace."""
-    return not line.strip()
 
 
 # The marker ----------------------------------------------------------------------------------
@@ -112,7 +74,13 @@ def find_marker(markdown: str, src_path: str, *, line_offset: int = 0) -> int | 
 def insert_block(markdown: str, block: str, src_path: str) -> str:
     """Put a rendered block where the marker stands, or after the body.
 
-    The rules of :func:`assemble`, for a block rendered earlier (and maybe polished whole).
+    The marker line is replaced by the block; without a marker it follows the page's own
+    text after one blank line. What the author wrote before and after is kept byte for byte,
+    a blank line is added between it and the block where missing. With an empty block the
+    marker line is removed (a page without one comes back unchanged).
+
+    Raises:
+        MarkerError: the page has more than one marker.
     """
     index = find_marker(markdown, src_path)
     if index is None:

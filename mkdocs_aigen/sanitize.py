@@ -29,6 +29,8 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from mkdocs_aigen.markdown_model import strict_fence_blocks
+
 __all__ = ["close_open_fences", "is_dangerous_url", "sanitize_markdown"]
 
 #: Python-Markdown expands tabs to this width before it looks for fences.
@@ -170,28 +172,23 @@ class _Fence:
 
 
 def _find_fences(lines: list[str]) -> list[_Fence]:
-    """Locate fenced code blocks exactly where ``fenced_code`` would.
+    """Locate fenced code blocks where every fence extension sees them.
 
-    An opener without a closer is not a fence to Python-Markdown, but left like that it could
-    pair with a fence elsewhere on the page, so it is reported as running to the end of the
-    text and the callers add the missing closer.
+    The blocks of :func:`~mkdocs_aigen.markdown_model.strict_fence_blocks` whose opener
+    ``fenced_code`` also accepts. An opener without a closer is not a fence to
+    Python-Markdown, but left like that it could pair with a fence elsewhere on the page, so
+    it is reported as running to the end of the text and the callers add the missing closer.
     """
     fences: list[_Fence] = []
-    i = 0
-    while i < len(lines):
-        fence = _fence_opener(lines[i])
-        if fence is None:
-            i += 1
-            continue
-        closer = next((j for j in range(i + 1, len(lines)) if _closes(lines[j], fence)), None)
-        if closer is not None:
-            fences.append(_Fence(i, closer + 1, fence, appended=False))
-            i = closer + 1
+    for block in strict_fence_blocks(lines, accept=lambda line: _fence_opener(line) is not None):
+        fence = _fence_opener(lines[block.start]) or block.fence
+        if block.stop is not None:
+            fences.append(_Fence(block.start, block.stop, fence, appended=False))
             continue
         # Keep a final newline outside the block: the closer goes before it.
+        i = block.start
         stop = len(lines) - 1 if len(lines) - 1 > i and lines[-1] == "" else len(lines)
         fences.append(_Fence(i, stop, fence, appended=True))
-        break
     return fences
 
 
@@ -204,12 +201,6 @@ def _fence_opener(line: str) -> str | None:
     if attrs and _parse_attrs(attrs) is None:
         return None  # fenced_code skips an opener whose attribute list does not parse
     return m.group("fence")
-
-
-def _closes(line: str, fence: str) -> bool:
-    """``fenced_code`` closes a block only with the identical fence, then spaces."""
-    expanded = line.expandtabs(_TAB_LENGTH)
-    return expanded.startswith(fence) and expanded[len(fence) :].strip(" ") == ""
 
 
 def _parse_attrs(attrs: str) -> list[str] | None:

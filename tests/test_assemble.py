@@ -11,13 +11,20 @@ from mkdocs_aigen.assemble import (
     MARKER,
     MarkerError,
     RenderedSection,
-    assemble,
     clean_section_text,
     count_words,
     find_marker,
     heading_line,
+    insert_block,
     placeholder,
+    render_sections,
 )
+
+
+def assemble(page: str, sections: list[RenderedSection], src_path: str) -> str:
+    """What the plugin does with a page's sections: render them, put them at the marker."""
+    return insert_block(page, render_sections(sections), src_path)
+
 
 # ---------------------------------------------------------------------------------------------
 # find_marker
@@ -47,12 +54,17 @@ def test_marker_inside_a_line_does_not_count() -> None:
         f"# Usage\n\n~~~\n{MARKER}\n~~~\n",
         f"# Usage\n\n1. Add:\n\n    ```md\n    {MARKER}\n    ```\n",
         f"# Usage\n\n````\n```\n{MARKER}\n```\n````\n",
-        f"# Usage\n\n```\nnever closed\n{MARKER}\n",
     ],
-    ids=["backticks", "tildes", "indented", "nested", "unclosed"],
+    ids=["backticks", "tildes", "indented", "nested"],
 )
 def test_marker_in_fenced_code_is_ignored(page: str) -> None:
     assert find_marker(page, "usage.md") is None
+
+
+def test_marker_after_a_fence_never_closed_counts() -> None:
+    # superfences renders an opener without its closer as text, so the marker below it is a
+    # hidden HTML comment on the page: the author's marker, not code.
+    assert find_marker(f"# Usage\n\n```\nnever closed\n{MARKER}\n", "usage.md") == 4
 
 
 def test_marker_in_code_and_outside_it() -> None:
@@ -275,8 +287,14 @@ def test_setext_headings_are_demoted() -> None:
 
 
 def test_thematic_break_is_not_a_heading() -> None:
-    answer = "Intro.\n\n---\n\nText.\n\n- item\n---"
+    answer = "Intro.\n\n---\n\nText.\nmore\n---"
     assert clean_section_text(answer, 2, "Section") == answer
+
+
+def test_list_line_over_an_underline_is_a_heading() -> None:
+    # Python-Markdown reads the setext heading before the list: <h2>- item</h2>.
+    answer = "Intro.\n\n- item\n---"
+    assert clean_section_text(answer, 2, "Section") == "Intro.\n\n### - item"
 
 
 def test_headings_in_fenced_code_are_untouched() -> None:
@@ -393,3 +411,43 @@ def test_placeholder_reads_as_a_blockquote_in_a_page() -> None:
 )
 def test_count_words(text: str, words: int) -> None:
     assert count_words(text) == words
+
+
+# ---------------------------------------------------------------------------------------------
+# The cleaner and the polish check read headings as Python-Markdown renders them
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # Indented by 1-3 spaces: Python-Markdown renders a paragraph, so nothing to demote.
+        ("Intro.\n\n   ## Not a heading", "Intro.\n\n   ## Not a heading"),
+        # A fence indented more than the next line is abandoned: "## X" is a real heading.
+        ("Intro.\n\n  ```\n## X\n  ```", "Intro.\n\n  ```\n### X\n  ```\n  ```"),
+        # "##X" is a heading to Python-Markdown.
+        ("Intro.\n\n##X", "Intro.\n\n### X"),
+        # A longer run does not close a superfences block: the heading after it is real.
+        (
+            "Intro.\n\n~~~~\ncode\n~~~~~\n\n## Y\n\n~~~~",
+            "Intro.\n\n~~~~\ncode\n~~~~~\n\n## Y\n\n~~~~",
+        ),
+    ],
+    ids=["indented-atx", "abandoned-fence", "no-space", "longer-closer-open"],
+)
+def test_cleaner_follows_the_renderer(answer: str, expected: str) -> None:
+    assert clean_section_text(answer, 2, "Section") == expected
+
+
+def test_heading_lines_sees_what_the_renderer_sees() -> None:
+    from mkdocs_aigen.assemble import heading_lines
+
+    text = "##X\n\nTitle\n=====\n\n   ## not one\n\n```\n## code\n```\n\n- a\n\n    ## In item"
+    assert heading_lines(text) == ["## X", "# Title", "## In item"]
+
+
+def test_polish_check_accepts_the_same_headings_written_differently() -> None:
+    from mkdocs_aigen.pipeline import _polish_problem
+
+    before = "## Setup\n\nText.\n\n## Usage\n\nMore."
+    assert _polish_problem(before, "Setup\n-----\n\nBetter text.\n\n##Usage\n\nMore.") is None
+    assert _polish_problem(before, "## Setup\n\nText.\n\n   ## Usage\n\nMore.") is not None
