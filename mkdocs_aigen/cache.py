@@ -189,7 +189,7 @@ class ResponseCache:
         return int(self._cache.clear()) if self._cache is not None else 0
 
     def count(self) -> int:
-        """Entries held (answers and whole pages)."""
+        """Answers held (whole pages live in their own files: see ``pagecache``)."""
         return len(self._cache) if self._cache is not None else 0
 
     def info(self) -> tuple[int, int]:
