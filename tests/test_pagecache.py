@@ -97,6 +97,7 @@ def _full_page() -> StoredPage:
                 augmented=True,
                 lock_key="l" * 64,
                 ratio=0.875,
+                fallback=True,
             ),
             SectionResult(path=("Failed",), level=2, key="f", target=40, error="HTTP 500"),
         ],
@@ -109,7 +110,13 @@ def _full_page() -> StoredPage:
         warnings=["a warning"],
         asked=Counter({"section": 2, "expand": 1}),
     )
-    return StoredPage(title="Tïtle", neighbours=("Prev", None), sections=3, result=result)
+    return StoredPage(
+        title="Tïtle",
+        neighbours=("Prev", None),
+        sections=3,
+        result=result,
+        site="/sites/docs/mkdocs.yml",
+    )
 
 
 def test_every_field_of_a_page_round_trips_through_json(tmp_path: Path) -> None:
@@ -123,7 +130,7 @@ def test_every_field_of_a_page_round_trips_through_json(tmp_path: Path) -> None:
 
 def test_fields_a_later_version_adds_are_ignored() -> None:
     data = page_to_data(_full_page())
-    data["site"] = "another site"
+    data["written_by"] = "a later version"
     data["result"]["site"] = "x"
     data["result"]["sections"][0]["new"] = [1, 2]
     assert page_from_data(data) == _full_page()
