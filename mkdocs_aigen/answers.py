@@ -51,8 +51,8 @@ class Outcome:
 class AnswerStore(Protocol):
     """Text known before asking anyone (the lock file)."""
 
-    def answer(self, key: str) -> str | None:
-        """The stored answer for a request hash, if any."""
+    def answer_for(self, request: ChatRequest) -> tuple[str, str] | None:
+        """``(hash, text)`` of the stored answer for ``request``, if any."""
         ...
 
 
@@ -100,10 +100,12 @@ class AnswerSources:
         if self._planning is not None:
             self._seen(key)
         if self.lock is not None:
-            text = self.lock.answer(key)
-            if text is not None:
+            locked = self.lock.answer_for(request)
+            if locked is not None:
+                if self._planning is not None:
+                    self._seen(locked[0])  # an older lock's hash: still in use
                 stats.add(request.stage, lock_hits=1)
-                return Outcome(request, "lock", text)
+                return Outcome(request, "lock", locked[1])
         cached = self.cache.get(key)
         if cached is not None:
             stats.add(request.stage, cache_hits=1)

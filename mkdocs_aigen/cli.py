@@ -25,7 +25,7 @@ from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.limits import estimate_prompt_tokens
-from mkdocs_aigen.lockfile import LockFile
+from mkdocs_aigen.lockfile import LOCK_VERSION, LockFile
 from mkdocs_aigen.pagecache import PageStore, page_key, page_store_for
 from mkdocs_aigen.pipeline import PagePipeline, planned_answer
 from mkdocs_aigen.report import write_report
@@ -415,7 +415,8 @@ def _check_lock(project: Project) -> int:
                 known = places.get((result.src_path, "section", path))
                 why = "stale (its stub changed)" if known else "missing"
                 problems.append(f"{result.src_path}: {path}: {why}")
-        if result.polish_key and lock.answer(result.polish_key) is None:
+        # A polished page found in the lock (under any version's hash) has its text.
+        if result.polish_key and result.polished is None:
             problems.append(f"{result.src_path}: polished page: missing or stale")
     used = engine.answers.keys_seen
     unused = [e for e in lock.entries.values() if e.hash not in used]
@@ -426,6 +427,11 @@ def _check_lock(project: Project) -> int:
     if problems:
         print(f"the lock is stale: {len(problems)} problem(s); run `mkdocs-aigen lock`")
         return 1
+    if lock.version < LOCK_VERSION:
+        print(
+            f"the lock was written in format {lock.version}; its entries are still used, and "
+            "`mkdocs-aigen lock` rewrites it in the current format, keeping every text"
+        )
     print(f"the lock is up to date ({len(lock.entries)} entries)")
     return 0
 

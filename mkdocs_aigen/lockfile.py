@@ -12,13 +12,18 @@ import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mkdocs_aigen.jobs import PageResult
 
-LOCK_VERSION = 1
+if TYPE_CHECKING:
+    from mkdocs_aigen.requests import ChatRequest
+
+#: 2: request hashes include the template fingerprint. Version 1 entries are still found
+#: (under the hash they were written with) until ``mkdocs-aigen lock`` re-keys them.
+LOCK_VERSION = 2
 HEADER = (
     "# mkdocs-aigen lock file: generated text, reviewed like code.\n"
     "# Edit a section's text to change it; the edit is kept until the section's stub changes.\n"
@@ -48,11 +53,31 @@ class LockFile:
 
     path: Path | None = None
     entries: dict[str, LockEntry] = field(default_factory=dict)
+    #: The format the file was written in (a new lock is written in the current one).
+    version: int = LOCK_VERSION
 
     def answer(self, key: str) -> str | None:
-        """The locked answer for a request hash (the engine's first stop)."""
+        """The locked answer for a request hash."""
         entry = self.entries.get(key)
         return entry.text if entry is not None else None
+
+    def answer_for(self, request: ChatRequest) -> tuple[str, str] | None:
+        """``(hash, text)`` of the entry for ``request`` (the engine's first stop).
+
+        A lock written by an older version knows the request by the hash of its time: its
+        entries, and whatever a person reviewed in them, stay in use after an upgrade.
+        """
+        text = self.answer(request.key)
+        if text is not None:
+            return request.key, text
+        if self.version < LOCK_VERSION:
+            from mkdocs_aigen.requests import request_key  # asked only on a miss
+
+            legacy = request_key(request, templates=False)
+            text = self.answer(legacy)
+            if text is not None:
+                return legacy, text
+        return None
 
     def by_place(self) -> dict[tuple[str, str, str], LockEntry]:
         """Entries by ``(page, kind, path)``, to tell a stale entry from a missing one."""
@@ -69,7 +94,8 @@ class LockFile:
             raise LockError(f"lock file {path}: cannot be read ({_one_line(error)})") from None
         if not isinstance(data, dict) or not isinstance(data.get("pages", {}), dict):
             raise LockError(f"lock file {path}: expected a mapping with 'pages'")
-        lock = cls(path)
+        version = data.get("version", 1)
+        lock = cls(path, version=version if isinstance(version, int) else 1)
         for page, body in (data.get("pages") or {}).items():
             for entry in _entries(path, str(page), body):
                 lock.entries[entry.hash] = entry

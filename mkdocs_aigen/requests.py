@@ -61,8 +61,12 @@ class ChatRequest:
         return sum(len(m.content) for m in self.messages)
 
 
-def request_key(request: ChatRequest) -> str:
-    """Hash every field that can change the answer (not the label)."""
+def request_key(request: ChatRequest, *, templates: bool = True) -> str:
+    """Hash every field that can change the answer (not the label).
+
+    ``templates=False``: the hash lock files of version 1 used, before the template
+    fingerprint joined it; such a lock is still read (see :meth:`LockFile.answer_for`).
+    """
     payload = {
         "format": CACHE_FORMAT,
         "stage": request.stage,
@@ -75,8 +79,9 @@ def request_key(request: ChatRequest) -> str:
         "json_schema": request.json_schema,
         "schema_name": request.schema_name,
         "extra": [list(item) for item in request.extra],
-        "templates": request.templates,
     }
+    if templates:
+        payload["templates"] = request.templates
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -150,7 +150,7 @@ def test_lock_then_offline_build_from_it_is_byte_identical(
     text = first.decode("utf-8")
     assert text.startswith("# mkdocs-aigen lock file")
     data = yaml.safe_load(text)
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert list(data["pages"]) == ["guide.md", "tour.md"]
     guide = data["pages"]["guide.md"]
     assert len(guide["sections"]) == 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,10 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mkdocs_aigen.lockfile import LockEntry, LockFile
+from mkdocs_aigen.lockfile import LOCK_VERSION, LockEntry, LockFile
+from tests.conftest import Site
+from tests.fake_server import FakeOpenAI
+from tests.test_cli import aigen
 
 #: Pieces that have broken YAML round trips somewhere: Markdown hard breaks, tabs, form
 #: feeds, every line separator YAML knows, a byte-order mark, and lock or YAML syntax.
@@ -178,3 +182,42 @@ def test_a_hard_break_is_quoted_rather_than_lost(tmp_path: Path) -> None:
     )
     assert '"Two spaces  \\nthen a line.\\n"' in dumped
     assert _round_trip(lock, tmp_path).entries == lock.entries
+
+
+# -- a lock written by version 0.1.0 (lock format 1) ---------------------------------------
+
+#: ``tests/data/lock_v1``: GUIDE's page and the lock that mkdocs-aigen 0.1.0 (commit
+#: 2aecf5f) wrote for it with the ``site`` fixture's options, one section reviewed by hand.
+LOCK_V1 = Path(__file__).parent / "data" / "lock_v1"
+REVIEWED = "Reviewed by a person: tokens live in the vault, never in foo.toml."
+
+
+def test_a_lock_written_by_the_previous_version_keeps_every_reviewed_text(
+    site: Site, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.docs.mkdir(parents=True)
+    shutil.copy(LOCK_V1 / "guide.md", site.docs / "guide.md")
+    shutil.copy(LOCK_V1 / "aigen.lock", site.root / "aigen.lock")
+    site.plugin["lock"] = "aigen.lock"
+    monkeypatch.setenv("AIGEN_OFFLINE", "1")
+    site.build()
+    html = site.html("guide.md")
+    assert REVIEWED in html
+    assert "Not generated" not in html
+    check = aigen(site, "lock", "--check")
+    assert check.returncode == 0, check.stdout
+    assert "written in format 1" in check.stdout
+
+    monkeypatch.delenv("AIGEN_OFFLINE")
+    rewritten = aigen(site, "lock")
+    assert rewritten.returncode == 0, rewritten.stdout + rewritten.stderr
+    assert server.count() == 0  # every text came from the old lock
+    lock = yaml.safe_load((site.root / "aigen.lock").read_text(encoding="utf-8"))
+    assert lock["version"] == LOCK_VERSION
+    old = yaml.safe_load((LOCK_V1 / "aigen.lock").read_text(encoding="utf-8"))
+    texts = {e["path"]: e["text"] for e in lock["pages"]["guide.md"]["sections"]}
+    old_texts = {e["path"]: e["text"] for e in old["pages"]["guide.md"]["sections"]}
+    assert texts == old_texts  # re-keyed, not one byte of text changed
+    site.build()
+    assert site.html("guide.md") == html
+    assert server.count() == 0
