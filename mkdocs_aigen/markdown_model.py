@@ -14,10 +14,11 @@ Python-Markdown with the extensions MkDocs sites enable (``pymdownx.superfences`
 * a setext underline (``===``/``---``, any length, at column 0) makes a heading of the first
   line of a block only; ``- item`` and ``1. item`` above one become headings too;
 * a block indented by four spaces is code, unless it continues a list, whose content is then
-  parsed again one level in.
+  parsed again one level in (a heading there is found with ``top=False``); superfences puts
+  a fenced block inside an indented code block back as plain lines.
 
-Not modelled (treated as text): blockquotes, raw HTML blocks, and headings written on a list
-item's own line (``- ## X``). The tests compare this module with the real renderer.
+Not modelled (treated as text): blockquotes and raw HTML blocks. The tests compare this
+module with the real renderer, on fixed cases and on generated documents.
 """
 
 from __future__ import annotations

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mkdocs_aigen.backends.local import local_backend_available
 from tests.conftest import Site, needs
@@ -60,3 +65,44 @@ def test_build_with_the_embedded_model(
     report = json.loads((tmp_path / "site" / "aigen-report.json").read_text())
     assert report["stages"]["section"]["requests"] == 0
     assert report["stages"]["section"]["cache_hits"] == 2
+
+
+EXAMPLE_SITE = Path(__file__).resolve().parent.parent / "example_site"
+
+
+def test_example_page_builds_without_a_warning(tmp_path: Path) -> None:
+    """The README's first command prints no warning: the example's pages on the local model.
+
+    A trimmed copy (the example's settings and nav, only the retries page with a stub, no
+    review votes) keeps this quick; the full example site is the manual check.
+    """
+    root = tmp_path / "example"
+    shutil.copytree(EXAMPLE_SITE, root, ignore=shutil.ignore_patterns("site", ".cache", "*.lock"))
+    # Only the retries page keeps its stub; the nav, and so its neighbours, stay the same.
+    for page in (root / "docs").rglob("*.md"):
+        if page.name != "retries.md":
+            page.write_text("# Hand-written\n", encoding="utf-8")
+    config = yaml.safe_load((root / "mkdocs.yml").read_text(encoding="utf-8"))
+    for plugin in config["plugins"]:
+        if isinstance(plugin, dict) and "aigen" in plugin:
+            plugin["aigen"].pop("review", None)
+            plugin["aigen"].pop("lock", None)
+    (root / "mkdocs.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AIGEN_OFFLINE", "AIGEN_CONCURRENCY")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "-f", str(root / "mkdocs.yml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "embedded local model" in output
+    warnings = [line for line in output.splitlines() if line.startswith("WARNING")]
+    assert warnings == [], output
