@@ -23,6 +23,7 @@ from mkdocs_aigen.assemble import (
     render_sections,
     unwrap_markdown_fence,
 )
+from mkdocs_aigen.backends.answers import unwrap_json_fence
 from mkdocs_aigen.engine import Flow, Gather
 from mkdocs_aigen.jobs import (
     Expansion,
@@ -524,7 +525,7 @@ def _review_schema(criteria: list[str]) -> dict[str, Any]:
 
 
 def _load_json(text: str) -> Any:
-    return json.loads(_unwrap_json_fence(text))
+    return json.loads(unwrap_json_fence(text))
 
 
 def _parse_titles(outcome: Outcome, count: int) -> tuple[tuple[str, ...] | None, str | None]:
@@ -581,16 +582,6 @@ def _with_correction(request: ChatRequest, answer: str, problem: str) -> ChatReq
     )
     messages = (*request.messages, Message("assistant", answer), Message("user", correction))
     return replace(request, messages=messages)
-
-
-def _unwrap_json_fence(text: str) -> str:
-    """JSON some servers wrap in a ```json fence despite the schema."""
-    stripped = text.strip()
-    if stripped.startswith("```") and stripped.endswith("```") and stripped.count("```") == 2:
-        first_newline = stripped.find("\n")
-        if first_newline != -1:
-            return stripped[first_newline + 1 : -3].strip()
-    return stripped
 
 
 def _polish_problem(before: str, after: str) -> str | None:
