@@ -234,6 +234,25 @@ def _get(url: str) -> str | None:
         return None
 
 
+def serve_regenerates_one_section(
+    log_path: Path, guide: Path, url: str, server: FakeOpenAI
+) -> None:
+    """A served GUIDE, first build then one edited hint: exactly one more request, and
+    the page served shows the new section (``mkdocs serve`` and ``properdocs serve``)."""
+    page = _wait_for(lambda: _get(url), "the first build")
+    assert "Text for Overview." in page
+    assert server.count() == GUIDE_SECTIONS
+
+    def builds() -> int:
+        return log_path.read_text(encoding="utf-8").count("Documentation built in")
+
+    _wait_for(lambda: builds() == 1, "the end of the first build")
+    _edit(guide, SECRETS_HINT, "Tokens never go in foo.toml; use the vault.")
+    _wait_for(lambda: builds() == 2, "the rebuild")
+    assert server.count() == GUIDE_SECTIONS + 1
+    assert "Text for The config file &gt; Secrets." in (_get(url) or "")
+
+
 def test_real_mkdocs_serve_rebuilds_one_section_and_stops_cleanly(
     site: Site, server: FakeOpenAI
 ) -> None:
@@ -254,18 +273,7 @@ def test_real_mkdocs_serve_rebuilds_one_section_and_stops_cleanly(
         )
         try:
             url = f"http://127.0.0.1:{port}/guide/"
-            page = _wait_for(lambda: _get(url), "the first build")
-            assert "Text for Overview." in page
-            assert server.count() == GUIDE_SECTIONS
-
-            def builds() -> int:
-                return log_path.read_text(encoding="utf-8").count("Documentation built in")
-
-            _wait_for(lambda: builds() == 1, "the end of the first build")
-            _edit(guide, SECRETS_HINT, "Tokens never go in foo.toml; use the vault.")
-            _wait_for(lambda: builds() == 2, "the rebuild")
-            assert server.count() == GUIDE_SECTIONS + 1
-            assert "Text for The config file &gt; Secrets." in (_get(url) or "")
+            serve_regenerates_one_section(log_path, guide, url, server)
 
             # A brief change regenerates the whole page; make the first answer hang,
             # then press Ctrl-C while it is in flight and six more are queued.

@@ -18,8 +18,8 @@ import yaml
 
 from tests.conftest import Site, needs
 from tests.fake_server import FakeOpenAI
-from tests.pages import GUIDE, SECRETS_HINT
-from tests.test_incremental import GUIDE_SECTIONS, _edit, _free_port, _get, _wait_for
+from tests.pages import GUIDE
+from tests.test_incremental import GUIDE_SECTIONS, _free_port, serve_regenerates_one_section
 
 pytestmark = needs(
     None
@@ -101,19 +101,9 @@ def test_properdocs_serve_regenerates_one_edited_section(site: Site, server: Fak
             env={**os.environ, "AIGEN_OFFLINE": ""},
         )
         try:
-            url = f"http://127.0.0.1:{port}/guide/"
-            page = _wait_for(lambda: _get(url), "the first build")
-            assert "Text for Overview." in page
-            assert server.count() == GUIDE_SECTIONS
-
-            def builds() -> int:
-                return log_path.read_text(encoding="utf-8").count("Documentation built in")
-
-            _wait_for(lambda: builds() == 1, "the end of the first build")
-            _edit(guide, SECRETS_HINT, "Tokens never go in foo.toml; use the vault.")
-            _wait_for(lambda: builds() == 2, "the rebuild")
-            assert server.count() == GUIDE_SECTIONS + 1
-            assert "Text for The config file &gt; Secrets." in (_get(url) or "")
+            serve_regenerates_one_section(
+                log_path, guide, f"http://127.0.0.1:{port}/guide/", server
+            )
         finally:
             process.terminate()
             process.wait(timeout=30)
