@@ -11,7 +11,7 @@ The plugin, the engine and the command line all ask this module. Its rules:
   request (its model and sampling), and the answer is cached under that request's own
   key. It is never stored under the configured key and never written into the lock.
 * **Only answers that ended normally are stored** (the backends refuse the others, see
-  :func:`mkdocs_aigen.backends.answers.check_answer`), and each record names the site that
+  :func:`mkdocs_aigen.backends.checks.check_answer`), and each record names the site that
   paid for it, so ``cache prune`` in one site leaves another site's answers alone.
 """
 

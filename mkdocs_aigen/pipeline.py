@@ -23,7 +23,7 @@ from mkdocs_aigen.assemble import (
     render_sections,
     unwrap_markdown_fence,
 )
-from mkdocs_aigen.backends.answers import unwrap_json_fence
+from mkdocs_aigen.backends.checks import unwrap_json_fence
 from mkdocs_aigen.engine import Flow, Gather
 from mkdocs_aigen.jobs import (
     Expansion,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from mkdocs_aigen.backends.answers import check_answer
+from mkdocs_aigen.backends.checks import check_answer
 from mkdocs_aigen.backends.schemas import schema_problem, strict_subset
 from mkdocs_aigen.pipeline import _outline_schema, _review_schema
 from mkdocs_aigen.requests import BackendError, ChatRequest, Message

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mkdocs_aigen.backends.answers import check_answer
+from mkdocs_aigen.backends.checks import check_answer
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from mkdocs_aigen.backends.answers import check_answer
+from mkdocs_aigen.backends.checks import check_answer
 from mkdocs_aigen.backends.schemas import strict_subset
 from mkdocs_aigen.limits import parse_retry_after
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
