@@ -54,9 +54,6 @@ class Settings:
     allow_html: bool = False
     #: Backend specific sampling options, part of every request (and so of its hash).
     extra: tuple[tuple[str, Any], ...] = ()
-    #: The smallest token budget of any request: a small local model often writes far
-    #: past the words it was asked for, and a cut-off answer is never kept.
-    min_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,18 +71,10 @@ class Fallback:
     model: str
     temperature: float
     extra: tuple[tuple[str, Any], ...] = ()
-    #: See :attr:`Settings.min_tokens`.
-    min_tokens: int = 0
 
     def adapt(self, request: ChatRequest) -> ChatRequest:
         """The request the fallback is really asked, under its own key."""
-        return replace(
-            request,
-            model=self.model,
-            temperature=self.temperature,
-            extra=self.extra,
-            max_tokens=max(request.max_tokens, self.min_tokens),
-        )
+        return replace(request, model=self.model, temperature=self.temperature, extra=self.extra)
 
 
 @dataclass(frozen=True)

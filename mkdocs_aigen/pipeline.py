@@ -418,7 +418,7 @@ class PagePipeline:
             stage=stage,
             model=self.settings.model,
             messages=messages,
-            max_tokens=max(16, int(max_tokens), self.settings.min_tokens),
+            max_tokens=max(16, int(max_tokens)),
             temperature=self.settings.temperature,
             seed=seed,
             json_schema=json.dumps(schema, sort_keys=True) if schema is not None else None,

@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 #: The embedded model's default temperature: a 135M model wanders at 0.7.
 LOCAL_TEMPERATURE = 0.3
-#: The embedded model's smallest token budget. Asked for 25 words, SmolLM2-135M often
-#: writes 300-600 tokens before it stops; an answer cut off at the budget is never kept.
-LOCAL_MIN_TOKENS = 384
 #: Sampling that keeps a 135M-parameter model from looping.
 LOCAL_SAMPLING: tuple[tuple[str, Any], ...] = (("repeat_penalty", 1.2), ("top_k", 40))
 
@@ -166,7 +163,6 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
             model=_local_model_name(options, root),
             temperature=LOCAL_TEMPERATURE if options.temperature is None else temperature,
             extra=LOCAL_SAMPLING,
-            min_tokens=LOCAL_MIN_TOKENS,
         )
     review_options = options.review
     review = None
@@ -190,7 +186,6 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         review=review,
         allow_html=options.allow_html,
         extra=LOCAL_SAMPLING if local else (),
-        min_tokens=LOCAL_MIN_TOKENS if local else 0,
     )
     cache_dir = (root / options.cache_dir).resolve() if options.cache else None
     identity = (

@@ -10,6 +10,7 @@ import pytest
 
 from mkdocs_aigen.backends.local import (
     DEFAULT_MODEL_FILE,
+    SOFT_BUDGET,
     LocalBackend,
     find_default_model,
     local_backend_available,
@@ -82,7 +83,7 @@ def test_find_default_model_does_not_import_the_carrier_package() -> None:
 
 @needs_local
 def test_generation_returns_text_and_usage(backend: LocalBackend) -> None:
-    request = _request("In two sentences, what is a static site generator?", max_tokens=60)
+    request = _request("In two sentences, what is a static site generator?", max_tokens=80)
     completion = backend.complete(request, timeout=60)
     assert completion.text.strip()
     assert completion.prompt_tokens > 10
@@ -98,7 +99,7 @@ def test_same_request_same_answer_without_prefix_reuse() -> None:
     fresh = LocalBackend(n_ctx=1024, reuse_prompt_prefix=False)
     try:
         # Budgets the answers fit in: a cut-off answer is an error, not text.
-        request = _request("Say hello.", max_tokens=60)
+        request = _request("Say hello.", max_tokens=80)
         first = fresh.complete(request, timeout=60)
         fresh.complete(_request("Say yes.", max_tokens=40), timeout=60)
         second = fresh.complete(request, timeout=60)
@@ -143,7 +144,7 @@ def test_context_overflow_is_invalid(backend: LocalBackend) -> None:
 
 @needs_local
 def test_deadline_stops_generation(backend: LocalBackend) -> None:
-    request = _request("Write a long essay about documentation.", max_tokens=400)
+    request = _request("Write a long essay about documentation.", max_tokens=80)
     with pytest.raises(BackendError) as caught:
         backend.complete(request, timeout=0.01)
     assert caught.value.kind == "retryable"
@@ -236,3 +237,48 @@ def test_structured_scores_stay_in_range(backend: LocalBackend) -> None:
     scores = json.loads(backend.complete(request, timeout=60).text)["scores"]
     assert set(scores) == {"accuracy", "clarity"}
     assert all(1 <= value <= 10 for value in scores.values())
+
+
+#: The example site's prompt that SmolLM2-135M answers by echoing it and writing on
+#: through the whole page.
+RAMBLING = (
+    "Site: Lumen Queue\nPage: Getting started\nPrevious page in the docs: Home\n"
+    "Next page in the docs: Configuration\nBrief: Take a developer from nothing to a first "
+    "job processed by Lumen Queue on a laptop.\nAudience: backend developers who have never "
+    "used Lumen\nTone: friendly, concrete\n\nOutline of this page:\n- Overview\n- Install\n"
+    "  - Linux and macOS\n  - Docker\n- Your first job\n- Next steps\n\nSection: Install\n"
+    "Previous section: Overview\nNext section: Your first job\nHint: Cover the lumend server "
+    "and the lumen client; PostgreSQL must already be running.\n\nWrite about 92 words of "
+    "Markdown for this section only."
+)
+
+
+@needs_local
+def test_free_text_ends_at_a_sentence_inside_the_budget() -> None:
+    """Without the sentence stop the model runs into max_tokens and the answer is refused;
+    with it, the answer ends at a whole sentence past SOFT_BUDGET of the budget."""
+    request = ChatRequest(
+        stage="section",
+        model="smollm2",
+        messages=(
+            Message("system", "You write one section of a documentation page in Markdown."),
+            Message("user", RAMBLING),
+        ),
+        max_tokens=120,
+        temperature=0.3,
+        seed=7,
+        extra=ANTI_LOOP,
+    )
+    unbounded = LocalBackend(n_ctx=2048, reuse_prompt_prefix=False, soft_budget=1.0)
+    bounded = LocalBackend(n_ctx=2048, reuse_prompt_prefix=False)
+    try:
+        with pytest.raises(BackendError) as cut_off:
+            unbounded.complete(request, timeout=120)
+        assert cut_off.value.kind == "truncated"
+        completion = bounded.complete(request, timeout=120)
+    finally:
+        unbounded.close()
+        bounded.close()
+    assert completion.finish_reason == "stop"
+    assert completion.text.rstrip(" \t").endswith((".", "!", "?", "\n"))
+    assert int(120 * SOFT_BUDGET) <= completion.completion_tokens < 120

@@ -221,6 +221,21 @@ def _structured_output_kwargs(schema_text: str) -> dict[str, Any]:
     return {"response_format": {"type": "json_object", "schema": schema}}
 
 
+#: Share of ``max_tokens`` after which the embedded model's free text stops at the next
+#: sentence end. SmolLM2-135M rarely ends a turn by itself: asked for a section it
+#: echoes the prompt and writes on through the rest of the page, so nearly every answer
+#: would run into ``max_tokens`` and be refused as cut off (a cut-off answer is never
+#: kept). Ending at a sentence inside the budget gives a complete answer instead, and
+#: one that still runs to ``max_tokens`` without a sentence end is refused as before.
+SOFT_BUDGET = 0.75
+
+
+def _ends_a_sentence(parts: list[str]) -> bool:
+    """Whether the text so far ends a sentence or a paragraph (only its tail is read)."""
+    tail = "".join(parts[-4:]).rstrip(" \t")
+    return tail.endswith((".", "!", "?", ".\n", "!\n", "?\n", "\n\n"))
+
+
 class _TokenMeter:
     """A pass-through logits processor that counts tokens as they are sampled.
 
@@ -261,6 +276,7 @@ class LocalBackend:
         n_threads: int | None = None,
         seed: int = 0,
         reuse_prompt_prefix: bool = True,
+        soft_budget: float = SOFT_BUDGET,
     ) -> None:
         self.model_path: Path | None = Path(model_path).expanduser() if model_path else None
         self.n_ctx = n_ctx
@@ -275,6 +291,8 @@ class LocalBackend:
         # answer after different predecessors. ``False`` starts every request afresh
         # (exactly reproducible, for tests and comparisons).
         self.reuse_prompt_prefix = reuse_prompt_prefix
+        #: See :data:`SOFT_BUDGET`; 1.0 or more turns the sentence stop off.
+        self.soft_budget = soft_budget
         #: Seconds the last model load took (``None`` until loaded).
         self.load_seconds: float | None = None
         self._llama: Llama | None = None
@@ -351,6 +369,12 @@ class LocalBackend:
         kwargs = self._sampling_kwargs(request)
         parts: list[str] = []
         finish_reason: str | None = None
+        # Free text ends at the first sentence end past this many tokens (see SOFT_BUDGET);
+        # structured output ends where its grammar does.
+        soft_limit = None
+        if request.json_schema is None and self.soft_budget < 1:
+            soft_limit = int(request.max_tokens * self.soft_budget)
+        soft_stop = False
         try:
             stream = llama.create_chat_completion(
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],
@@ -366,6 +390,13 @@ class LocalBackend:
                         parts.append(content)
                     if choice.get("finish_reason"):
                         finish_reason = choice["finish_reason"]
+                    elif (
+                        soft_limit is not None
+                        and meter.sampled >= soft_limit
+                        and _ends_a_sentence(parts)
+                    ):
+                        finish_reason, soft_stop = "stop", True  # a whole sentence
+                        break
                     if time.monotonic() > deadline:
                         raise BackendError(
                             "retryable",
@@ -392,7 +423,8 @@ class LocalBackend:
         text = check_answer(request, "".join(parts), finish_reason)
         # The last sampled token of a finished answer is the end-of-turn token, which
         # is not part of the text (and llama-cpp-python does not count it either).
-        completion_tokens = meter.sampled - 1 if finish_reason == "stop" else meter.sampled
+        ended_by_model = finish_reason == "stop" and not soft_stop
+        completion_tokens = meter.sampled - 1 if ended_by_model else meter.sampled
         return Completion(
             text=text,
             prompt_tokens=meter.prompt_tokens,
