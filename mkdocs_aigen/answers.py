@@ -89,11 +89,6 @@ class AnswerSources:
         #: Configured keys answered with the fallback's text in this run.
         self.fallback_keys: set[str] = set()
 
-    @property
-    def planning(self) -> bool:
-        """Whether misses are recorded and answered with stand-ins, never sent."""
-        return self._planning is not None
-
     def lookup(self, request: ChatRequest, stats: BuildStats) -> Outcome | None:
         """An outcome without the network, or ``None`` when ``request`` must be sent."""
         key = request.key
