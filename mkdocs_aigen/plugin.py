@@ -30,6 +30,7 @@ from mkdocs.structure.pages import Page
 
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.config import AigenConfig
+from mkdocs_aigen.jinja_guard import macros_delimiters, macros_will_render, shielded
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.lockfile import LockError
 from mkdocs_aigen.markers import MarkerError, insert_block
@@ -95,6 +96,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._stats = BuildStats()
         self._last_progress = 0.0
         self._last_progress_done = -1
+        #: mkdocs-macros, when it renders pages after this plugin (see ``jinja_guard``).
+        self._macros: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -115,6 +118,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             raise PluginError(f"aigen: {where}{error}") from None
         except (TemplateError, LockError) as error:
             raise PluginError(f"aigen: {error}") from None
+        self._macros = self._macros_after_us(config)
         return None
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
@@ -222,8 +226,13 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         result = pending.result
         assert result is not None
         self._report_page(result)
+        block = result.block
+        macros = self._macros
+        if macros is not None and macros_will_render(macros, page.file.src_uri, page.meta):
+            # Model-written {{ }} and {% %} must reach the page as text, never run.
+            block = shielded(block, macros_delimiters(macros))
         try:
-            return insert_block(markdown, result.block, page.file.src_uri)
+            return insert_block(markdown, block, page.file.src_uri)
         except MarkerError as error:
             raise PluginError(f"aigen: {error}") from None
 
@@ -271,6 +280,18 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             self._cache = None
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _macros_after_us(self, config: MkDocsConfig) -> Any:
+        """The mkdocs-macros plugin if its ``on_page_markdown`` runs after ours (both have
+        MkDocs' default priority, so the order in ``plugins:`` decides), else ``None``."""
+        names = list(config.plugins)
+        mine = next((i for i, name in enumerate(names) if config.plugins[name] is self), None)
+        if mine is None:
+            return None
+        for name in names[mine + 1 :]:
+            if name.rsplit("/", 1)[-1] == "macros":
+                return config.plugins[name]
+        return None
 
     def _start_backend_if_needed(self) -> None:
         """Start building the backend now if some request will surely be sent.
