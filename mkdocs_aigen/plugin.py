@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
-from mkdocs.plugins import BasePlugin, PrefixedLogger
+from mkdocs.plugins import BasePlugin, PrefixedLogger, event_priority
 from mkdocs.structure.files import Files
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
@@ -121,6 +121,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._macros = self._macros_after_us(config)
         return None
 
+    # Late, whatever the order in `plugins:`: pages that mkdocs-gen-files and its like
+    # generate in their own `on_files` (default priority) can carry stubs too.
+    @event_priority(-50)
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
         """Find every stub of the site (and stop on a bad one before anything is spent).
 
