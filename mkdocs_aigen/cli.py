@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +21,12 @@ from typing import Any
 import yaml
 
 from mkdocs_aigen.answers import AnswerSources
-from mkdocs_aigen.cache import ResponseCache
+from mkdocs_aigen.cache import CachedAnswer, ResponseCache
 from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.limits import estimate_prompt_tokens
 from mkdocs_aigen.lockfile import LOCK_VERSION, LockFile
-from mkdocs_aigen.pagecache import PageStore, page_key, page_store_for
+from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, page_store_for
 from mkdocs_aigen.pipeline import PagePipeline, planned_answer
 from mkdocs_aigen.report import write_report
 from mkdocs_aigen.requests import ChatRequest
@@ -288,43 +288,49 @@ def _prune(
     run_pipelines(project, engine)
     used = engine.answers.keys_seen
     engine.answers.cache.close()
-    stale: list[str] = []
     others = 0
-    for key in list(cache):
-        if key in used:
-            continue
-        answer = cache.get(key)
-        # Another site's answer, or one from an older version that names no site: kept,
-        # because nothing here can tell whether that site still needs it.
-        if not everything and (answer is None or answer.site != setup.site):
-            others += 1
-            continue
-        stale.append(key)
-        if dry_run:
-            label = f"{answer.stage} {answer.label}" if answer is not None else "(unreadable)"
-            print(f"would remove answer {key[:12]} {label}")
+
+    def stale(keys: set[str], wanted: set[str], read: Callable[[str], Any]) -> list[str]:
+        nonlocal others
+        found = []
+        for key in sorted(keys - wanted):
+            entry = read(key)
+            # Another site's entry, or one from an older version that names no site: kept,
+            # because nothing here can tell whether that site still needs it.
+            if not everything and (entry is None or entry.site != setup.site):
+                others += 1
+                continue
+            found.append(key)
+            if dry_run:
+                print(f"would remove {key[:12]} {_describe(entry)}")
+        return found
+
+    answer_keys, page_keys = set(cache), set(store)
     pages = current_page_keys(project)
-    stale_pages: list[str] = []
-    for key in set(store) - pages:
-        page = store.get(key)
-        if not everything and (page is None or page.site != setup.site):
-            others += 1
-            continue
-        stale_pages.append(key)
-        if dry_run:
-            print(f"would remove page {key[:12]}" + (f" {page.result.src_path}" if page else ""))
-    kept = f"kept {len(used & set(cache.keys())) + len(pages & set(store))} this site uses"
+    stale_answers = stale(answer_keys, used, cache.get)
+    stale_pages = stale(page_keys, pages, store.get)
+    removed = len(stale_answers) + len(stale_pages)
+    kept = f"kept {len(used & answer_keys) + len(pages & page_keys)} this site uses"
     if others:
         kept += f" and {others} of other sites or older versions (`--all` removes them)"
     if dry_run:
-        print(f"would remove {len(stale) + len(stale_pages)} entries; {kept}")
+        print(f"would remove {removed} entries; {kept}")
         return
-    for key in stale:
+    for key in stale_answers:
         cache.delete(key)
     for key in stale_pages:
         store.delete(key)
     store.remove_leftovers()
-    print(f"removed {len(stale) + len(stale_pages)} entries no current stub needs; {kept}")
+    print(f"removed {removed} entries no current stub needs; {kept}")
+
+
+def _describe(entry: CachedAnswer | StoredPage | None) -> str:
+    """What ``prune --dry-run`` says of an entry it would remove."""
+    if isinstance(entry, CachedAnswer):
+        return f"answer: {entry.stage} {entry.label}"
+    if isinstance(entry, StoredPage):
+        return f"page: {entry.result.src_path}"
+    return "(unreadable)"
 
 
 def current_page_keys(project: Project) -> set[str]:
@@ -379,18 +385,12 @@ def command_lock(project: Project, arguments: argparse.Namespace) -> int:
     failed = [(r.src_path, s) for r in results for s in r.failed]
     # A fallback's text never goes into the lock: the lock is what the configured model
     # wrote (or what a person reviewed), and a later build would take it as such.
-    skipped = answers.fallback_keys
-    lock = LockFile.from_results(results, setup.settings.model, skip=skipped)
+    lock = LockFile.from_results(results, setup.settings.model, skip=answers.fallback_keys)
     lock.write(setup.lock_path)
     print(f"wrote {setup.lock_path}: {len(lock.entries)} entries ({stats.summary_line()})")
     for page, section in failed:
         print(f"  not locked: {page}: {' > '.join(section.path)}: {section.error}")
-    fallback = [
-        (r.src_path, s)
-        for r in results
-        for s in r.sections
-        if s.text is not None and (s.fallback or s.key in skipped or s.lock_key in skipped)
-    ]
+    fallback = [(r.src_path, s) for r in results for s in r.sections if s.text and s.fallback]
     for page, section in fallback:
         assert setup.fallback is not None
         print(

@@ -50,7 +50,7 @@ def macros_delimiters(plugin: Any) -> Delimiters:
     default = Delimiters()
 
     def option(name: str, fallback: str) -> str:
-        value = config.get(f"j2_{name}_string") if hasattr(config, "get") else None
+        value = config.get(f"j2_{name}_string")
         return value if isinstance(value, str) and value else fallback
 
     return Delimiters(

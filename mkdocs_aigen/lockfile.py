@@ -106,14 +106,12 @@ class LockFile:
         cls, results: Iterable[PageResult], model: str, *, skip: Collection[str] = ()
     ) -> LockFile:
         """What a build produced, as a lock. Failed sections are left out, and so is
-        whatever a fallback backend wrote: sections marked so, and answers whose request
-        hash is in ``skip``."""
+        whatever a fallback backend wrote: sections marked so, and outlines and polished
+        pages whose request hash is in ``skip``."""
         lock = cls()
         for result in results:
             for section in result.sections:
                 if section.text is None or section.target == 0 or section.fallback:
-                    continue
-                if section.key in skip or section.lock_key in skip:
                     continue
                 lock.add(
                     LockEntry(

@@ -161,7 +161,7 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         fallback = Fallback(
             name="local",
             model=_local_model_name(options, root),
-            temperature=LOCAL_TEMPERATURE if options.temperature is None else temperature,
+            temperature=temperature if options.temperature is not None else LOCAL_TEMPERATURE,
             extra=LOCAL_SAMPLING,
         )
     review_options = options.review

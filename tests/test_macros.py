@@ -66,8 +66,10 @@ def test_model_written_jinja_is_text_and_hand_written_macros_run(
     site.build(strict=True)
     text = html.unescape(site.html("page.md"))
     assert "Hand-written: 2." in text
+    # The generated section only: the theme's own HTML may hold any number.
+    section = text.split('id="overview"', 1)[1].split("<footer", 1)[0]
     for evaluated in ("49", "36", "25", "16"):
-        assert evaluated not in text
+        assert evaluated not in section
     # The model's text reaches the page as text: in prose and in its code block.
     assert "{{ 7 * 7 }} and {% if true %}yes{% endif %} {# hidden #}" in text
     assert "{% endraw %}{{ 6 * 6 }}{%- endraw -%} here." in text
