@@ -61,6 +61,9 @@ class ZensicalSite:
         self.options = options
         self.style = style
         self.docs = root / "docs"
+        #: More top-level settings (``plugins``...) for ``mkdocs.yml``, and as TOML text.
+        self.extra: dict[str, Any] = {}
+        self.extra_toml = ""
 
     @property
     def config_file(self) -> Path:
@@ -75,11 +78,13 @@ class ZensicalSite:
                 (f'[project.markdown_extensions."{zensical_config.EXTENSION}"]'),
             ]
             lines += [f"{key} = {json.dumps(value)}" for key, value in self.options.items()]
+            lines += ["", self.extra_toml]
             self.config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
             return
         config = {
             "site_name": "Zensical Site",
             "markdown_extensions": [{zensical_config.EXTENSION: self.options}],
+            **self.extra,
         }
         self.config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
@@ -294,6 +299,30 @@ def test_a_failed_section_is_a_placeholder_and_the_next_build_asks_again(
     assert server.count() == sent + 1
     assert "Text for Troubleshooting > Logs." in zsite.html("guide.md")
     assert "Not generated" not in zsite.html("guide.md")
+
+
+@zensical_needed
+def test_model_written_jinja_is_text_under_zensicals_macros(
+    zsite: ZensicalSite, server: FakeOpenAI
+) -> None:
+    from tests.test_macros import HOSTILE, PAGE
+
+    server.responder = lambda body, record: HOSTILE
+    zsite.page("page.md", PAGE)
+    # Zensical maps the plugin to its own macros extension.
+    zsite.extra = {"plugins": ["macros"]}
+    zsite.extra_toml = "[project.plugins.macros]"
+    result = zsite.build()
+    _ok(result)
+    text = zsite.html("page.md")
+    assert "Hand-written: 2." in text  # the macros extension did run
+    section = text.split('id="overview"', 1)[1].split("<footer", 1)[0]
+    for evaluated in ("49", "36", "25", "16"):
+        assert evaluated not in section
+    assert "{{ 7 * 7 }} and {% if true %}yes{% endif %} {# hidden #}" in text
+    assert "{% endraw %}{{ 6 * 6 }}{%- endraw -%} here." in text
+    # Zensical highlights the code block: compare its text without the markup.
+    assert "{{ 5 * 5 }} {% endraw %}{{ 4 * 4 }}" in re.sub(r"<[^>]+>", "", section)
 
 
 # -- plain Python-Markdown ------------------------------------------------------------------
