@@ -123,8 +123,8 @@ class AigenPreprocessor(Preprocessor):
         zensical = zensical_config.running_config() if page is not None else None
         if page is None or zensical is None:
             return _plain_page(lines, self.options)
-        site = _site_for(zensical, self.options)
         meta = page.meta if isinstance(page.meta, dict) else {}
+        site = _site_for(zensical, self.options, str(page.path) if "aigen" in meta else None)
         if "aigen" not in meta:
             return lines  # no stub: untouched
         block = site.block_for(str(page.path))
@@ -207,6 +207,7 @@ class ZensicalSite:
         self.docs_dir = Path(self.config.docs_dir)
         self.sources, self.run = _start_run(self.config, self.setup, self._progress)
         self.results: dict[str, Any] = {}
+        self._outside: dict[str, str] = {}
         self._last_progress = time.monotonic()
         self._last_done = -1
 
@@ -216,6 +217,9 @@ class ZensicalSite:
             return None
         try:
             result = self.run.page(src_path)
+        except KeyboardInterrupt:
+            self.run.engine.cancel()  # the exit then waits only for what is in flight
+            raise
         except Exception as error:
             raise _user_error(error) from None
         if src_path not in self.results:
@@ -231,7 +235,13 @@ class ZensicalSite:
             text = path.read_text(encoding="utf-8-sig")
         except OSError:
             return False
-        return self.sources.get(src_path) == text
+        if src_path in self.sources:
+            return self.sources[src_path] == text
+        # A page Zensical renders but MkDocs' file rules leave out: scanning again would
+        # not find it either, so only a change of its text is worth a new scan.
+        known = self._outside.get(src_path) == text
+        self._outside[src_path] = text
+        return known
 
     def finish(self) -> None:
         """Wait for what is in flight, then the summary line and the report."""
@@ -292,14 +302,21 @@ _current: ZensicalSite | None = None
 _current_key: tuple[Any, ...] | None = None
 
 
-def _site_for(zensical: dict[str, Any], options: Mapping[str, Any]) -> ZensicalSite:
+def _site_for(
+    zensical: dict[str, Any], options: Mapping[str, Any], stub_page: str | None
+) -> ZensicalSite:
     """The running build's site, started on its first page; started again when the config
-    or a stub page changed since (``zensical serve`` renders again in the same process)."""
+    or the stub page being rendered changed since (``zensical serve`` renders the pages
+    that changed again, in the same process)."""
     global _current, _current_key
     with _registry_lock:
         key = (id(zensical), repr(sorted(options.items(), key=lambda item: str(item[0]))))
         site = _current
-        if site is not None and _current_key == key and _all_current(site):
+        if (
+            site is not None
+            and _current_key == key
+            and (stub_page is None or site.is_current(stub_page))
+        ):
             return site
         if site is None:
             _install_clean_errors()
@@ -309,13 +326,10 @@ def _site_for(zensical: dict[str, Any], options: Mapping[str, Any]) -> ZensicalS
             site.run.close(cancel=False)
         _current, _current_key = None, None
         site = ZensicalSite(zensical, options)
+        if stub_page is not None:
+            site.is_current(stub_page)  # remembers a page the scan could not find
         _current, _current_key = site, key
         return site
-
-
-def _all_current(site: ZensicalSite) -> bool:
-    # Cheap: one read per stub page, and only when a page is rendered.
-    return all(site.is_current(src_path) for src_path in site.sources)
 
 
 def _finish() -> None:

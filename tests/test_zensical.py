@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from mkdocs_aigen import zensical_config
+from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.markdown import AigenError, validated_options
 from tests.conftest import TEST_KEY, TEST_KEY_ENV, needs
 from tests.fake_server import FakeOpenAI, Reply, RequestRecord, default_responder
@@ -268,6 +269,34 @@ def test_an_unknown_option_is_one_error_naming_it(zsite: ZensicalSite, server: F
     assert f"markdown_extensions: {zensical_config.EXTENSION}: option 'wrods'" in result.stderr
     assert "did you mean 'words'?" in result.stderr
     assert server.count() == 0
+
+
+@zensical_needed
+def test_on_error_fail_stops_the_build_in_one_line_and_a_cache_in_dot_cache_is_warned(
+    zsite: ZensicalSite, server: FakeOpenAI
+) -> None:
+    zsite.page("guide.md", GUIDE)
+    zsite.options.update(on_error="fail", cache_dir=".cache/plugin/aigen")
+
+    def responder(body: dict[str, Any], record: RequestRecord) -> str | Reply:
+        if "Section: Troubleshooting > Logs" in json.dumps(body):
+            return Reply("the model is not available", status=400)
+        return default_responder(body, record)
+
+    server.responder = responder
+    result = zsite.build()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Error: aigen: guide.md: section 'Troubleshooting > Logs' failed: " in result.stderr
+    assert "is inside Zensical's '.cache' folder, which `zensical build --clean` deletes" in (
+        result.stderr
+    )
+    # What was paid for before the failure stopped the build is kept.
+    cache = ResponseCache((zsite.root / ".cache" / "plugin" / "aigen").resolve(), print)
+    try:
+        assert cache.count() == server.count(status=200) > 0
+    finally:
+        cache.close()
 
 
 @zensical_needed
