@@ -205,11 +205,13 @@ class ZensicalSite:
                 f"{zensical_config.ZENSICAL_CACHE_DIR})"
             )
         self.docs_dir = Path(self.config.docs_dir)
-        self.sources, self.run = _start_run(self.config, self.setup, self._progress)
         self.results: dict[str, Any] = {}
         self._outside: dict[str, str] = {}
         self._last_progress = time.monotonic()
         self._last_done = -1
+        self.sources, self.run = _new_run(self.config, self.setup, self._progress, self.report)
+        # Started once ``self.run`` is set: a fully cached site finishes inside ``start``.
+        self.run.start()
 
     def block_for(self, src_path: str) -> str | None:
         """This page's generated Markdown (waiting for its sections only), or ``None``."""
@@ -243,17 +245,26 @@ class ZensicalSite:
         self._outside[src_path] = text
         return known
 
-    def finish(self) -> None:
-        """Wait for what is in flight, then the summary line and the report."""
-        results = self.run.close()
+    def report(self) -> None:
+        """The summary lines and the report, once every page's flow has finished (Zensical
+        has no post-build event; under ``zensical serve`` this is after each rebuild)."""
+        from mkdocs_aigen.report import write_report
+
         stats = self.run.stats
         log.info(f"aigen: {stats.summary_line()}")
         for line in stats.stage_lines():
             log.info(f"aigen: {line}")
-        from mkdocs_aigen.report import write_report
-
         site_dir = Path(self.config.site_dir)
-        write_report(site_dir / (self.options.report or "aigen-report.json"), stats, results)
+        report = site_dir / (self.options.report or "aigen-report.json")
+        try:
+            write_report(report, stats, self.run.results())
+        except OSError as error:
+            log.warning(f"aigen: cannot write the report {report}: {error}")
+
+    def finish(self) -> None:
+        """At exit: wait for what is in flight (it was paid for), then make Zensical render
+        pages with missing sections again next time."""
+        results = self.run.close()
         failed = sorted(r.src_path for r in results if r.failed)
         if failed:
             # Zensical keeps a rendered page until its source or the config changes: left
@@ -267,9 +278,7 @@ class ZensicalSite:
                 )
 
     def _progress(self) -> None:
-        stats = self.run.stats if hasattr(self, "run") else None
-        if stats is None:
-            return
+        stats = self.run.stats
         now = time.monotonic()
         if now - self._last_progress < float(self.options.progress_interval):
             return
@@ -282,8 +291,8 @@ class ZensicalSite:
         )
 
 
-def _start_run(
-    config: Any, setup: Setup, progress: Callable[[], None]
+def _new_run(
+    config: Any, setup: Setup, progress: Callable[[], None], report: Callable[[], None]
 ) -> tuple[dict[str, str], SiteRun]:
     from mkdocs_aigen.site import scan_site
     from mkdocs_aigen.siterun import SiteRun
@@ -292,8 +301,7 @@ def _start_run(
         scan = scan_site(config, log.warning)
     except Exception as error:
         raise _user_error(error) from None
-    run = SiteRun(setup, scan.jobs, log.warning, on_progress=progress)
-    run.start()
+    run = SiteRun(setup, scan.jobs, log.warning, on_progress=progress, on_all_done=report)
     return scan.sources, run
 
 

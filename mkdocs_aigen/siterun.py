@@ -45,6 +45,7 @@ class SiteRun:
         warn: Callable[[str], None],
         *,
         on_progress: Callable[[], None] | None = None,
+        on_all_done: Callable[[], None] | None = None,
     ) -> None:
         self.setup = setup
         self.jobs = list(jobs)
@@ -64,6 +65,11 @@ class SiteRun:
         )
         self._pending: dict[str, _Pending] = {}
         self._closed = False
+        #: Called once, on the thread that finishes the last page, before that page's
+        #: waiter wakes up: a front door without a post-build event reports from here.
+        self._on_all_done = on_all_done
+        self._remaining = len(self.jobs)
+        self._count_lock = threading.Lock()
 
     def start(self) -> None:
         """Submit every page, then let the pool go (longest request of the site first).
@@ -73,8 +79,23 @@ class SiteRun:
         for job in self.jobs:
             pending = self._pending[job.stub.src_path] = _Pending()
             pipeline = PagePipeline(job, self.setup.settings, self.setup.prompts, self.stats)
-            self.engine.run(pipeline.flow(), pending.finish)
+            self.engine.run(pipeline.flow(), self._finishing(pending))
         self.engine.open()
+
+    def _finishing(self, pending: _Pending) -> Callable[[Any, BaseException | None], None]:
+        def done(result: Any, error: BaseException | None) -> None:
+            pending.result, pending.error = result, error
+            with self._count_lock:
+                self._remaining -= 1
+                last = self._remaining == 0
+            try:
+                if last and self._on_all_done is not None:
+                    self.stats.finished = time.monotonic()
+                    self._on_all_done()
+            finally:
+                pending.done.set()  # whatever happened: a waiter must never hang
+
+        return done
 
     def __contains__(self, src_path: str) -> bool:
         return src_path in self._pending
@@ -108,7 +129,8 @@ class SiteRun:
                 pending.done.wait()
         self.engine.close(cancel=cancel)
         self.cache.close()
-        self.stats.finished = time.monotonic()
+        if self.stats.finished is None:
+            self.stats.finished = time.monotonic()
         return self.results()
 
 

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -28,8 +29,8 @@ from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.markdown import AigenError, validated_options
 from tests.conftest import TEST_KEY, TEST_KEY_ENV, needs
 from tests.fake_server import FakeOpenAI, Reply, RequestRecord, default_responder
-from tests.pages import GUIDE
-from tests.test_incremental import GUIDE_SECTIONS
+from tests.pages import GUIDE, SECRETS_HINT
+from tests.test_incremental import GUIDE_SECTIONS, _edit, _free_port, _get, _wait_for
 
 if sys.version_info < (3, 11):
     # The [test] extra installs Zensical on Python 3.11+ only (the only release pip
@@ -352,6 +353,47 @@ def test_model_written_jinja_is_text_under_zensicals_macros(
     assert "{% endraw %}{{ 6 * 6 }}{%- endraw -%} here." in text
     # Zensical highlights the code block: compare its text without the markup.
     assert "{{ 5 * 5 }} {% endraw %}{{ 4 * 4 }}" in re.sub(r"<[^>]+>", "", section)
+
+
+@zensical_needed
+@pytest.mark.parametrize("zsite", ["yml"], indirect=True)
+def test_zensical_serve_sends_only_the_edited_section(
+    zsite: ZensicalSite, server: FakeOpenAI
+) -> None:
+    guide = zsite.page("guide.md", GUIDE)
+    zsite.page("index.md", PLAIN)
+
+    def responder(body: dict[str, Any], record: RequestRecord) -> str:
+        vault = "the vault" in json.dumps(body)
+        return default_responder(body, record) + (" Vault hint seen." if vault else "")
+
+    server.responder = responder
+    zsite.write_config()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/guide/"
+    log_path = zsite.root / "serve.log"
+    with log_path.open("w", encoding="utf-8") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zensical", "serve", "-a", f"127.0.0.1:{port}"],
+            cwd=zsite.root,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            page = _wait_for(lambda: _get(url), "the first build")
+            assert "Text for The config file &gt; Secrets." in page
+            assert server.count() == GUIDE_SECTIONS
+            _edit(guide, SECRETS_HINT, "Tokens live in the vault.")
+            _wait_for(lambda: "Vault hint seen." in (_get(url) or ""), "the rebuild")
+            assert server.count() == GUIDE_SECTIONS + 1
+            # Written after each rebuild's sections are done: there is no post-build event.
+            report = zsite.root / "site" / "aigen-report.json"
+            _wait_for(lambda: '"requests": 1,' in report.read_text("utf-8"), "the report")
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+    output = log_path.read_text(encoding="utf-8")
+    assert "Traceback" not in output, output
 
 
 # -- plain Python-Markdown ------------------------------------------------------------------
