@@ -249,15 +249,19 @@ class ZensicalSite:
         """The summary lines and the report, once every page's flow has finished (Zensical
         has no post-build event; under ``zensical serve`` this is after each rebuild)."""
         from mkdocs_aigen.report import write_report
+        from mkdocs_aigen.siterun import build_notes
 
         stats = self.run.stats
+        results = self.run.results()
         log.info(f"aigen: {stats.summary_line()}")
         for line in stats.stage_lines():
             log.info(f"aigen: {line}")
+        for level, note in build_notes(self.setup, results):
+            log.log(level, note)
         site_dir = Path(self.config.site_dir)
         report = site_dir / (self.options.report or "aigen-report.json")
         try:
-            write_report(report, stats, self.run.results())
+            write_report(report, stats, results)
         except OSError as error:
             log.warning(f"aigen: cannot write the report {report}: {error}")
 

@@ -9,6 +9,7 @@ a build: only the timing of the calls differs.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -159,3 +160,27 @@ def page_messages(result: PageResult, setup: Setup, *, fail: bool) -> tuple[list
             return warnings, message
         warnings.append(message)
     return warnings, None
+
+
+def build_notes(setup: Setup, results: Iterable[PageResult]) -> list[tuple[int, str]]:
+    """What a build says once at its end, as the plugin says it, with its logging level:
+    why sections are missing (a warning, with the fix), and how much the fallback model
+    wrote."""
+    results = list(results)
+    notes: list[tuple[int, str]] = []
+    missing = any(s.source == "missing" for r in results for s in r.failed)
+    if setup.offline_hint and missing:
+        notes.append((logging.WARNING, f"aigen: {setup.offline_hint}"))
+    fallback = setup.fallback
+    sections = [s for r in results for s in r.sections if s.text is not None]
+    written = sum(1 for s in sections if s.fallback)
+    if fallback is not None and written:
+        notes.append(
+            (
+                logging.INFO,
+                f"aigen: {written} of {len(sections)} sections written by the fallback model "
+                f"{fallback.model} ({fallback.name}), not {setup.settings.model}: cached apart "
+                "from its answers and never locked; a build with an API key replaces them",
+            )
+        )
+    return notes

@@ -356,6 +356,29 @@ def test_model_written_jinja_is_text_under_zensicals_macros(
 
 
 @zensical_needed
+def test_without_a_key_sections_are_missing_with_the_fix_and_a_key_fills_them_later(
+    zsite: ZensicalSite, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zsite.page("guide.md", GUIDE)
+    del zsite.options["base_url"]  # from OPENAI_BASE_URL, so the config stays the same
+    zsite.options["provider"] = "openai"
+    monkeypatch.delenv(TEST_KEY_ENV)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    first = zsite.build()
+    _ok(first)
+    assert f"no API key: set the environment variable {TEST_KEY_ENV}" in first.stderr
+    assert f"aigen: guide.md: {GUIDE_SECTIONS} section(s) not generated" in first.stderr
+    assert "Not generated: Overview." in zsite.html("guide.md")
+    assert server.count() == 0
+
+    second = zsite.build(env={TEST_KEY_ENV: TEST_KEY, "OPENAI_BASE_URL": server.base_url})
+    _ok(second)
+    assert server.count() == GUIDE_SECTIONS
+    assert "Not generated" not in zsite.html("guide.md")
+    assert TEST_KEY not in first.stderr + second.stderr + first.stdout + second.stdout
+
+
+@zensical_needed
 @pytest.mark.parametrize("zsite", ["yml"], indirect=True)
 def test_zensical_serve_sends_only_the_edited_section(
     zsite: ZensicalSite, server: FakeOpenAI
