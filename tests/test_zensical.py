@@ -221,7 +221,8 @@ def test_a_lock_written_by_the_command_line_is_used_offline(
 ) -> None:
     _guide_site(zsite)
     zsite.options["lock"] = "aigen.lock"
-    locked = zsite.run("mkdocs_aigen.cli", "-f", zsite.config_file.name, "lock")
+    # No -f: mkdocs.yml, else zensical.toml, is found as `zensical build` finds it.
+    locked = zsite.run("mkdocs_aigen.cli", "lock")
     assert locked.returncode == 0, locked.stdout + locked.stderr
     assert server.count() == 2 * GUIDE_SECTIONS
     lock = zsite.root / "aigen.lock"
