@@ -242,6 +242,29 @@ def test_a_lock_written_by_the_command_line_is_used_offline(
 
 
 @zensical_needed
+@pytest.mark.parametrize("zsite", ["yml"], indirect=True)
+def test_mkdocs_build_and_zensical_build_share_answers(
+    zsite: ZensicalSite, server: FakeOpenAI
+) -> None:
+    """One mkdocs.yml for both tools: the plugin for MkDocs, the extension for Zensical
+    (which skips the plugin), one cache. Prompts name nav neighbours, so an explicit nav
+    with its own titles shows both tools compute the same requests."""
+    _guide_site(zsite)
+    zsite.options["cache_dir"] = ".aigen/cache"
+    zsite.extra = {
+        "nav": [{"Start": "index.md"}, {"The guide": "guide.md"}, "more/other.md"],
+        "plugins": [{"aigen": zsite.options}],
+    }
+    built = zsite.run("mkdocs", "build")
+    assert built.returncode == 0, built.stderr
+    assert server.count() == 2 * GUIDE_SECTIONS
+    assert any("Start" in json.dumps(r.body) for r in server.records(stage="section"))
+    _ok(zsite.build())
+    assert server.count() == 2 * GUIDE_SECTIONS  # every answer came from MkDocs' build
+    assert "Text for The config file > Secrets." in zsite.html("guide.md")
+
+
+@zensical_needed
 def test_a_bad_stub_is_one_line_naming_file_and_field(
     zsite: ZensicalSite, server: FakeOpenAI
 ) -> None:
