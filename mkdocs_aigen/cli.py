@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -388,26 +387,19 @@ def current_page_keys(project: Project) -> set[str]:
 
 
 def generate(project: Project, answers: AnswerSources) -> tuple[BuildStats, list[PageResult]]:
-    """Every page's flow on a sending engine, as a build runs them; what was asked."""
-    setup = project.setup
-    stats = BuildStats()
-    stats.sections_total = sum(setup.count_sections(job.stub) for job in project.jobs)
-    engine = Engine(
-        concurrency=setup.concurrency,
-        answers=answers,
-        stats=stats,
-        backend_factory=setup.backend_factory,
-        limiter=setup.make_limiter,
-        max_retries=setup.max_retries,
-        timeout=setup.timeout,
-    )
+    """Every page's flow on one sending pool, as a build runs them (the same
+    :class:`~mkdocs_aigen.siterun.SiteRun` as the Markdown extension); what was asked."""
+    from mkdocs_aigen.siterun import SiteRun
+
+    run = SiteRun(project.setup, project.jobs, log.warning, answers=answers)
     try:
-        results = run_pipelines(project, engine)
+        run.start()
     finally:
-        engine.close(cancel=False)
-        answers.cache.close()
-    stats.finished = time.monotonic()
-    return stats, results
+        results = run.close()  # every page waited for; answers paid for are cached
+    errors = run.errors()
+    if errors:
+        raise errors[0]
+    return run.stats, results
 
 
 def command_lock(project: Project, arguments: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mkdocs_aigen.answers import AnswerSources
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.jobs import PageJob, PageResult
@@ -47,15 +48,20 @@ class SiteRun:
         *,
         on_progress: Callable[[], None] | None = None,
         on_all_done: Callable[[], None] | None = None,
+        answers: AnswerSources | None = None,
     ) -> None:
+        """``answers``: where answers come from (default: the setup's, on its cache);
+        the run closes its cache."""
         self.setup = setup
         self.jobs = list(jobs)
         self.stats = BuildStats()
         self.stats.sections_total = sum(setup.count_sections(job.stub) for job in self.jobs)
-        self.cache = ResponseCache(setup.cache_dir, warn)
+        if answers is None:
+            answers = setup.answer_sources(ResponseCache(setup.cache_dir, warn))
+        self.cache = answers.cache
         self.engine = Engine(
             concurrency=setup.concurrency,
-            answers=setup.answer_sources(self.cache),
+            answers=answers,
             stats=self.stats,
             backend_factory=setup.backend_factory,
             limiter=setup.make_limiter,
@@ -80,7 +86,12 @@ class SiteRun:
         for job in self.jobs:
             pending = self._pending[job.stub.src_path] = _Pending()
             pipeline = PagePipeline(job, self.setup.settings, self.setup.prompts, self.stats)
-            self.engine.run(pipeline.flow(), self._finishing(pending))
+            done = self._finishing(pending)
+            try:
+                self.engine.run(pipeline.flow(), done)
+            except BaseException as error:
+                done(None, error)  # a flow can fail as it starts (a template): no hang
+                raise
         self.engine.open()
 
     def _finishing(self, pending: _Pending) -> Callable[[Any, BaseException | None], None]:
@@ -111,6 +122,10 @@ class SiteRun:
             raise pending.error
         assert pending.result is not None
         return pending.result
+
+    def errors(self) -> list[BaseException]:
+        """What stopped pages' flows (a template that failed on real values...)."""
+        return [p.error for p in self._pending.values() if p.error is not None]
 
     def results(self) -> list[PageResult]:
         """The pages that have finished, by path."""
