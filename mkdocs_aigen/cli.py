@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
 
 from mkdocs_aigen.answers import AnswerSources
 from mkdocs_aigen.cache import CachedAnswer, ResponseCache
+from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.limits import estimate_prompt_tokens
@@ -31,7 +33,7 @@ from mkdocs_aigen.pipeline import PagePipeline, planned_answer
 from mkdocs_aigen.report import write_report
 from mkdocs_aigen.requests import ChatRequest
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
-from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs
+from mkdocs_aigen.site import scan_site
 from mkdocs_aigen.stats import BuildStats
 
 #: US dollars per million tokens (input, output). Override with ``--prices FILE``.
@@ -65,50 +67,84 @@ class Project:
 
 
 def load_project(config_file: str | None) -> Project:
-    """Load ``mkdocs.yml``, its ``aigen`` options, stubs and nav, without building."""
+    """Load the site's config, its ``aigen`` options, stubs and nav, without building.
+
+    ``mkdocs.yml`` with the ``aigen`` plugin is read by MkDocs; a Zensical site (a
+    ``zensical.toml``, or an ``mkdocs.yml`` that lists ``mkdocs_aigen.markdown`` under
+    ``markdown_extensions`` instead) the way the Markdown extension reads it under Zensical.
+    """
     from mkdocs.config import load_config
     from mkdocs.exceptions import Abort, ConfigurationError
-    from mkdocs.structure.files import get_files
-    from mkdocs.structure.nav import get_navigation
 
+    from mkdocs_aigen import zensical_config
+
+    path = _default_config_file() if config_file is None else Path(config_file)
+    if path is not None and path.suffix == ".toml":
+        return _zensical_project(path)
+    # An invalid option makes MkDocs log it and raise Abort, a SystemExit with code 1:
+    # caught too, so a config mistake exits 2 like every other user mistake.
+    try:
+        config = load_config(config_file=str(path) if path is not None else None)
+    except (ConfigurationError, Abort, OSError) as error:
+        raise CliError(f"cannot load the MkDocs config: {error}") from None
+    plugin = config.plugins.get("aigen")
+    if plugin is None:
+        if zensical_config.extension_options(config.markdown_extensions, config.mdx_configs):
+            return _zensical_project(Path(config.config_file_path))
+        raise CliError(f"{config.config_file_path}: the 'aigen' plugin is not configured")
+    return project_from(config, plugin.config)  # type: ignore[attr-defined]
+
+
+def _default_config_file() -> Path | None:
+    """``None`` (MkDocs' own ``mkdocs.yml``), or ``zensical.toml`` when it is the only one."""
+    if any(Path(name).is_file() for name in ("mkdocs.yml", "mkdocs.yaml")):
+        return None
+    return Path("zensical.toml") if Path("zensical.toml").is_file() else None
+
+
+def _zensical_project(path: Path) -> Project:
+    from mkdocs_aigen import zensical_config
+    from mkdocs_aigen.markdown import validated_options
+
+    try:
+        zensical = zensical_config.load(path)
+        options = zensical_config.extension_options(
+            zensical.get("markdown_extensions"), zensical.get("mdx_configs")
+        )
+        if options is None:
+            raise CliError(
+                f"{path}: neither the 'aigen' plugin nor the '{zensical_config.EXTENSION}' "
+                "Markdown extension is configured"
+            )
+        config = zensical_config.mkdocs_config(zensical, path.resolve())
+        aigen = validated_options(zensical_config.with_zensical_defaults(options), path.resolve())
+    except zensical_config.ZensicalConfigError as error:
+        raise CliError(str(error)) from None
+    except PluginError as error:
+        raise CliError(str(error).removeprefix("aigen: ")) from None
+    return project_from(config, aigen)
+
+
+def project_from(config: MkDocsConfig, options: AigenConfig) -> Project:
+    """The project of a loaded config and its validated ``aigen`` options."""
     from mkdocs_aigen.assemble import MarkerError
     from mkdocs_aigen.lockfile import LockError
     from mkdocs_aigen.prompts import TemplateError
     from mkdocs_aigen.stubs import StubError
 
-    # An invalid option makes MkDocs log it and raise Abort, a SystemExit with code 1:
-    # caught too, so a config mistake exits 2 like every other user mistake.
     try:
-        config = load_config(config_file=config_file)
-    except (ConfigurationError, Abort, OSError) as error:
-        raise CliError(f"cannot load the MkDocs config: {error}") from None
-    plugin = config.plugins.get("aigen")
-    if plugin is None:
-        raise CliError(f"{config.config_file_path}: the 'aigen' plugin is not configured")
-    try:
-        setup = resolve_setup(plugin.config, config, serving=False)  # type: ignore[attr-defined]
+        setup = resolve_setup(options, config, serving=False)
         setup.prompts.check()
-        files = get_files(config)
-        stub_pages: dict[str, StubPage] = {}
-        sources: dict[str, str] = {}
-        for file in files.documentation_pages():
-            page = find_stub(file.content_string, file.src_uri, log.warning)
-            if page is not None:
-                stub_pages[file.src_uri] = page
-                sources[file.src_uri] = file.content_string
+        scan = scan_site(config, log.warning)
     except (SetupError, TemplateError, LockError, StubError, MarkerError) as error:
         raise CliError(str(error)) from None
-    nav = get_navigation(files, config)
-    titles = {src: page.title for src, page in stub_pages.items()}
-    neighbours = nav_neighbours(((p.file.src_uri, p.title) for p in nav.pages), titles)
-    jobs = page_jobs(stub_pages.values(), neighbours)
     return Project(
         setup,
-        jobs,
+        scan.jobs,
         Path(config.config_file_path),
-        sources,
+        scan.sources,
         Path(config.docs_dir),
-        [Path(file.abs_src_path) for file in files if file.abs_src_path],
+        scan.files,
     )
 
 
@@ -351,26 +387,19 @@ def current_page_keys(project: Project) -> set[str]:
 
 
 def generate(project: Project, answers: AnswerSources) -> tuple[BuildStats, list[PageResult]]:
-    """Every page's flow on a sending engine, as a build runs them; what was asked."""
-    setup = project.setup
-    stats = BuildStats()
-    stats.sections_total = sum(setup.count_sections(job.stub) for job in project.jobs)
-    engine = Engine(
-        concurrency=setup.concurrency,
-        answers=answers,
-        stats=stats,
-        backend_factory=setup.backend_factory,
-        limiter=setup.make_limiter,
-        max_retries=setup.max_retries,
-        timeout=setup.timeout,
-    )
+    """Every page's flow on one sending pool, as a build runs them (the same
+    :class:`~mkdocs_aigen.siterun.SiteRun` as the Markdown extension); what was asked."""
+    from mkdocs_aigen.siterun import SiteRun
+
+    run = SiteRun(project.setup, project.jobs, log.warning, answers=answers)
     try:
-        results = run_pipelines(project, engine)
+        run.start()
     finally:
-        engine.close(cancel=False)
-        answers.cache.close()
-    stats.finished = time.monotonic()
-    return stats, results
+        results = run.close()  # every page waited for; answers paid for are cached
+    errors = run.errors()
+    if errors:
+        raise errors[0]
+    return run.stats, results
 
 
 def command_lock(project: Project, arguments: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from mkdocs.utils import meta as mkdocs_meta
@@ -18,6 +18,8 @@ from mkdocs_aigen.jobs import PageJob
 from mkdocs_aigen.markers import find_marker
 
 if TYPE_CHECKING:
+    from mkdocs.config.defaults import MkDocsConfig
+
     from mkdocs_aigen.stubs import PageStub
 
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
@@ -111,3 +113,43 @@ def page_jobs(
         previous, following = neighbours.get(page.src_path, (None, None))
         jobs.append(PageJob(page.stub, page.title, previous, following))
     return jobs
+
+
+@dataclass(frozen=True)
+class SiteScan:
+    """Every stub of a site, found the way a build finds them, without building."""
+
+    jobs: list[PageJob]
+    #: The source text of every stub page, by ``src_uri``.
+    sources: dict[str, str]
+    #: Every file of ``docs_dir`` MkDocs would use (``exclude_docs`` applied).
+    files: list[Path]
+
+
+def scan_site(config: MkDocsConfig, warn: Callable[[str], None]) -> SiteScan:
+    """The stub pages of ``config``'s ``docs_dir`` as jobs, with their nav neighbours.
+
+    The command line and the Markdown extension (for Zensical) both start here, so they
+    name the same neighbours, and so send the same requests, as the plugin. Raises
+    :class:`~mkdocs_aigen.stubs.StubError` or :class:`~mkdocs_aigen.markers.MarkerError`
+    for a bad stub.
+    """
+    from mkdocs.structure.files import get_files
+    from mkdocs.structure.nav import get_navigation
+
+    files = get_files(config)
+    stub_pages: dict[str, StubPage] = {}
+    sources: dict[str, str] = {}
+    for file in files.documentation_pages():
+        page = find_stub(file.content_string, file.src_uri, warn)
+        if page is not None:
+            stub_pages[file.src_uri] = page
+            sources[file.src_uri] = file.content_string
+    nav = get_navigation(files, config)
+    titles = {src: page.title for src, page in stub_pages.items()}
+    neighbours = nav_neighbours(((p.file.src_uri, p.title) for p in nav.pages), titles)
+    return SiteScan(
+        page_jobs(stub_pages.values(), neighbours),
+        sources,
+        [Path(file.abs_src_path) for file in files if file.abs_src_path],
+    )
