@@ -27,7 +27,7 @@ from mkdocs_aigen.answers import AnswerSources, Outcome
 from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
 from mkdocs_aigen.scrub import scrub
-from mkdocs_aigen.stats import BuildStats
+from mkdocs_aigen.stats import Attempt, BuildStats, Hit
 
 if TYPE_CHECKING:
     from mkdocs_aigen.limits import RateLimiter
@@ -94,6 +94,8 @@ class Engine:
         self._gate = threading.Event()
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
+        #: Each worker's slot number, for the report's timeline.
+        self._slot = threading.local()
         self._backend: Backend | None = None
         self._backend_error: BackendError | None = None
         #: The first error that makes every further request pointless (401, unknown model).
@@ -174,6 +176,10 @@ class Engine:
         """An outcome without the network, or ``None`` when the request must be sent."""
         outcome = self.answers.lookup(request, self.stats)
         if outcome is not None:
+            if outcome.source in ("cache", "lock"):
+                # For the report's timeline: one small object per hit, no lock.
+                at = time.monotonic() - self.stats.started
+                self.stats.hits.append(Hit(at, request.stage, outcome.source))
             return outcome
         if self.fatal is not None:
             self.stats.add(request.stage, failures=1)
@@ -232,11 +238,14 @@ class Engine:
             if self._closed:
                 return
             for number in range(self._concurrency):
-                worker = threading.Thread(target=self._work, name=f"aigen-{number}", daemon=True)
+                worker = threading.Thread(
+                    target=self._work, args=(number,), name=f"aigen-{number}", daemon=True
+                )
                 worker.start()
                 self._workers.append(worker)
 
-    def _work(self) -> None:
+    def _work(self, slot: int) -> None:
+        self._slot.number = slot
         self._gate.wait()
         while True:
             _, _, job = self._queue.get()
@@ -321,17 +330,24 @@ class Engine:
         chars = request.prompt_chars()
         limiter = self._rate_limiter()
         estimate = limiter.estimate(chars, request.max_tokens)
+        asked = time.monotonic()
         permit = limiter.acquire(estimate, prompt_chars=chars, max_tokens=request.max_tokens)
         self.stats.add(request.stage, requests=1)
+        start = time.monotonic()
         try:
             completion = backend.complete(request, self._timeout)
         except BackendError as error:
+            self._record(
+                request, asked, start, "throttled" if error.kind == "throttled" else "error"
+            )
             if error.kind == "throttled":
                 self.stats.add(request.stage, throttled=1)
                 limiter.on_throttled(permit, retry_after=error.retry_after, headers=error.headers)
             raise
         finally:
             limiter.release(permit)
+        tokens = completion.prompt_tokens + completion.completion_tokens
+        self._record(request, asked, start, "ok", tokens)
         limiter.on_success(
             permit,
             headers=completion.headers,
@@ -345,6 +361,24 @@ class Engine:
             latency=completion.latency,
         )
         return completion
+
+    def _record(
+        self, request: ChatRequest, asked: float, start: float, outcome: str, tokens: int = 0
+    ) -> None:
+        """One bar of the report's timeline, from the engine's own clock."""
+        origin = self.stats.started
+        self.stats.attempts.append(
+            Attempt(
+                slot=getattr(self._slot, "number", 0),
+                stage=request.stage,
+                label=request.label,
+                start=start - origin,
+                end=time.monotonic() - origin,
+                outcome=outcome,
+                waited=start - asked,
+                tokens=tokens,
+            )
+        )
 
     def _rate_limiter(self) -> RateLimiter:
         if self._limiter is None:

@@ -36,7 +36,7 @@ from mkdocs_aigen.lockfile import LockError
 from mkdocs_aigen.markers import MarkerError, insert_block
 from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, page_store_for, worth_keeping
 from mkdocs_aigen.prompts import TemplateError
-from mkdocs_aigen.report import write_report
+from mkdocs_aigen.report import ReportContext, write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
 from mkdocs_aigen.site import StubPage, find_stub, may_have_stub, nav_neighbours, page_jobs
 from mkdocs_aigen.stats import BuildStats
@@ -93,6 +93,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._sources: dict[str, str] = {}
         self._page_keys: dict[str, str] = {}
         self._pending: dict[str, _PendingPage] = {}
+        #: Each generated page's built URL, for the report's links.
+        self._urls: dict[str, str] = {}
         self._stats = BuildStats()
         self._last_progress = 0.0
         self._last_progress_done = -1
@@ -164,7 +166,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         titles.update((src, stored.title) for src, stored in self._stored.items())
         neighbours = nav_neighbours(((page.file.src_uri, page.title) for page in nav.pages), titles)
         self._stats = BuildStats()
-        self._pending = {}
+        self._pending, self._urls = {}, {}
         for src_path, stored in self._stored.items():
             if stored.neighbours != neighbours.get(src_path, (None, None)):
                 # Its prompts name its neighbours: a page moved or renamed next to it
@@ -228,6 +230,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             raise pending.error
         result = pending.result
         assert result is not None
+        self._urls[page.file.src_uri] = page.url
         self._report_page(result)
         block = result.block
         macros = self._macros
@@ -258,7 +261,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 again = " (after one regeneration)" if result.regenerated else ""
                 log.info(f"aigen: review {result.src_path}: {scores}{again}")
         report_path = Path(config.site_dir) / (self.config.report or "aigen-report.json")
-        write_report(report_path, self._stats, results)
+        write_report(
+            report_path, self._stats, results, self._report_context(setup), Path(config.site_dir)
+        )
 
     def on_build_error(self, *, error: Exception) -> None:
         """Cancel queued work; answers already received stay in the cache."""
@@ -407,6 +412,20 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         log.info(
             f"aigen: {stats.sections_done}/{stats.sections_total} sections "
             f"({stats.sections_from_store} cached, {stats.sections_failed} failed)"
+        )
+
+    def _report_context(self, setup: Setup) -> ReportContext:
+        fallback = setup.fallback
+        return ReportContext(
+            model=setup.settings.model,
+            provider=setup.backend_name,
+            fallback_model=fallback.model if fallback else "",
+            fallback_provider=fallback.name if fallback else "",
+            # The slots that really run at once (the embedded model runs one).
+            concurrency=min(setup.concurrency, setup.max_parallel or setup.concurrency),
+            rpm=setup.rpm,
+            tpm=setup.tpm,
+            urls=dict(self._urls),
         )
 
     def _report_page(self, result: PageResult) -> None:
