@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     # Imported when a page needs generating: a fully cached build reads finished pages
     # back and never loads the engine, the pipeline or an SDK.
     from mkdocs_aigen.engine import Engine
+    from mkdocs_aigen.progress import Progress
 
 
 class _PluginLog(PrefixedLogger):
@@ -96,8 +97,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         #: Each generated page's built URL, for the report's links.
         self._urls: dict[str, str] = {}
         self._stats = BuildStats()
-        self._last_progress = 0.0
-        self._last_progress_done = -1
+        #: This build's progress display, made with its first page to generate.
+        self._display: Progress | None = None
         #: mkdocs-macros, when it renders pages after this plugin (see ``jinja_guard``).
         self._macros: Any = None
 
@@ -187,7 +188,12 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 if engine is None:
                     # Loaded with the first page to generate: stored pages need neither.
                     from mkdocs_aigen.pipeline import PagePipeline
+                    from mkdocs_aigen.progress import Progress
 
+                    self._close_display()
+                    self._display = Progress(
+                        self._stats, interval=self.config.progress_interval, log=log
+                    )
                     engine = self._engine_for(setup)
                     # Under `mkdocs serve` the engine outlives a failed build: nothing of
                     # that build (cancelled, a fatal error) may carry into this one.
@@ -247,6 +253,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         if not self.config.enabled or not self._pending:
             return
         self._stats.finished = time.monotonic()
+        self._close_display()
         log.info(f"aigen: {self._stats.summary_line()}")
         for line in self._stats.stage_lines():
             log.info(f"aigen: {line}")
@@ -267,6 +274,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
 
     def on_build_error(self, *, error: Exception) -> None:
         """Cancel queued work; answers already received stay in the cache."""
+        self._close_display()
         self._cancel()
 
     def on_serve(self, server: Any, *, config: MkDocsConfig, builder: Any) -> Any:
@@ -401,18 +409,10 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         return self._engine
 
     def _progress(self) -> None:
-        now = time.monotonic()
-        stats = self._stats
-        if now - self._last_progress < self.config.progress_interval:
-            return
-        if stats.sections_done == self._last_progress_done:
-            return  # polish and review are still running: nothing new to say
-        self._last_progress = now
-        self._last_progress_done = stats.sections_done
-        log.info(
-            f"aigen: {stats.sections_done}/{stats.sections_total} sections "
-            f"({stats.sections_from_store} cached, {stats.sections_failed} failed)"
-        )
+        # Called by the workers after each answer; the display decides what to show.
+        display = self._display
+        if display is not None:
+            display.update()
 
     def _report_context(self, setup: Setup) -> ReportContext:
         fallback = setup.fallback
@@ -478,6 +478,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             pending.result is not None and any(s.source == "missing" for s in pending.result.failed)
             for pending in self._pending.values()
         )
+
+    def _close_display(self) -> None:
+        display, self._display = self._display, None
+        if display is not None:
+            display.close()
 
     def _cancel(self) -> None:
         if self._engine is not None:
