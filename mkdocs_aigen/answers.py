@@ -18,6 +18,7 @@ The plugin, the engine and the command line all ask this module. Its rules:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -41,6 +42,11 @@ class Outcome:
     completion: Completion | None = None
     #: Written by the fallback backend (now or in an earlier build), not the configured model.
     fallback: bool = False
+    #: When the answer was first received (Unix time), if known: for the report and notice.
+    created: float | None = None
+    #: Behind a lock entry: the model's answer the cache still holds for the same request,
+    #: so the pipeline can tell a person's edit in the lock from the model's text.
+    original: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -100,11 +106,18 @@ class AnswerSources:
                 if self._planning is not None:
                     self._seen(locked[0])  # an older lock's hash: still in use
                 stats.add(request.stage, lock_hits=1)
-                return Outcome(request, "lock", locked[1])
+                # One cache read more (~6 µs): the answer's date, and whether a person
+                # edited the text in the lock.
+                behind = self.cache.get(locked[0])
+                if behind is None:
+                    return Outcome(request, "lock", locked[1])
+                return Outcome(
+                    request, "lock", locked[1], created=behind.created, original=behind.text
+                )
         cached = self.cache.get(key)
         if cached is not None:
             stats.add(request.stage, cache_hits=1)
-            return Outcome(request, "cache", cached.text)
+            return Outcome(request, "cache", cached.text, created=cached.created)
         if self.fallback is not None:
             sent = self.fallback.adapt(request)
             if self._planning is not None:
@@ -113,7 +126,7 @@ class AnswerSources:
             if cached is not None:
                 stats.add(request.stage, cache_hits=1)
                 self._used_fallback(key)
-                return Outcome(request, "cache", cached.text, fallback=True)
+                return Outcome(request, "cache", cached.text, fallback=True, created=cached.created)
         if self._planning is not None:
             with self._guard:
                 self.requests_planned.append(request)
@@ -148,7 +161,12 @@ class AnswerSources:
         if fallback:
             self._used_fallback(request.key)
         return Outcome(
-            request, "network", completion.text, completion=completion, fallback=fallback
+            request,
+            "network",
+            completion.text,
+            completion=completion,
+            fallback=fallback,
+            created=time.time(),
         )
 
     def _seen(self, key: str) -> None:

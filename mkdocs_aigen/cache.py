@@ -29,6 +29,8 @@ class CachedAnswer:
     label: str = ""
     #: The site that paid for it (its ``mkdocs.yml``): ``cache prune`` leaves other sites'.
     site: str = ""
+    #: When it was stored (Unix time), as read back; ``None`` for an answer not yet stored.
+    created: float | None = None
 
 
 def answer_to_json(answer: CachedAnswer) -> str:
@@ -68,7 +70,14 @@ def answer_from_json(data: str) -> CachedAnswer | None:
         stage=str(record.get("stage", "")),
         label=str(record.get("label", "")),
         site=str(record.get("site", "")),
+        created=_created(record.get("created")),
     )
+
+
+def _created(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
 
 
 class RefusedPickle(OSError):

@@ -106,6 +106,11 @@ class SectionResult:
     ratio: float | None = None
     #: Some of its text was written by the fallback backend, not the configured model.
     fallback: bool = False
+    #: When its newest answer was received (Unix time), if known.
+    created: float | None = None
+    #: From the lock: ``True`` when a person edited the model's text there, ``False`` when
+    #: it is the model's, ``None`` when that cannot be told (no cached answer to compare).
+    edited: bool | None = None
 
     @property
     def title(self) -> str:
@@ -172,6 +177,8 @@ def page_result_to_data(result: PageResult) -> dict[str, Any]:
                 "lock_key": s.lock_key,
                 "ratio": s.ratio,
                 "fallback": s.fallback,
+                "created": s.created,
+                "edited": s.edited,
             }
             for s in result.sections
         ],
@@ -233,6 +240,8 @@ def _section(data: Any) -> SectionResult:
         lock_key=_typed(record.get("lock_key", ""), str, "sections.lock_key"),
         ratio=None if ratio is None else float(_number(ratio, "sections.ratio")),
         fallback=_typed(record.get("fallback", False), bool, "sections.fallback"),
+        created=_optional_number(record.get("created"), "sections.created"),
+        edited=_optional(record.get("edited"), bool, "sections.edited"),
     )
 
 
@@ -261,6 +270,10 @@ def _number(value: Any, where: str) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DataError(f"{where}: expected a number")
     return value
+
+
+def _optional_number(value: Any, where: str) -> float | None:
+    return None if value is None else float(_number(value, where))
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

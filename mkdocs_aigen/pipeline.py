@@ -185,6 +185,7 @@ class PagePipeline:
         outcome: Outcome = yield request
         result.source = outcome.source
         result.fallback = outcome.fallback
+        result.created = outcome.created
         if not outcome.ok:
             result.error = outcome.error
             self._finish(result)
@@ -192,6 +193,8 @@ class PagePipeline:
         text = clean_section_text(outcome.text or "", level, path[-1])
         if outcome.source != "lock":  # an author's text in the lock is taken as written
             text = drop_echoed_lines(text, request)
+        elif outcome.original is not None:
+            result.edited = self._edited(text, outcome.original, request, level, path[-1], target)
         words: int | None = None
         if outcome.source not in ("lock", "planned"):
             achieved = words = count_words(text)
@@ -209,9 +212,26 @@ class PagePipeline:
                     if longer_words > achieved:
                         text, words = candidate, longer_words
                         result.fallback = result.fallback or longer.fallback
+                        result.created = longer.created or result.created
         result.text = text
         self._finish(result, words)
         return result
+
+    def _edited(
+        self,
+        locked: str,
+        original: str,
+        request: ChatRequest,
+        level: int,
+        title: str,
+        target: int,
+    ) -> bool | None:
+        """Whether the lock's text differs from what the build made of the model's answer
+        (``None``: that answer was extended, so the lock holds more than it: can't tell)."""
+        made = drop_echoed_lines(clean_section_text(original, level, title), request)
+        if count_words(made) < self.settings.min_ratio * target:
+            return None
+        return " ".join(made.split()) != " ".join(locked.split())
 
     def _finish(self, result: SectionResult, words: int | None = None) -> None:
         """Count the section in the stats; ``words``: its count, when already known."""

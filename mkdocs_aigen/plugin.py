@@ -122,6 +122,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         except (TemplateError, LockError) as error:
             raise PluginError(f"aigen: {error}") from None
         self._macros = self._macros_after_us(config)
+        self._check_notice(config)
         return None
 
     # Late, whatever the order in `plugins:`: pages that mkdocs-gen-files and its like
@@ -238,15 +239,41 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         assert result is not None
         self._urls[page.file.src_uri] = page.url
         self._report_page(result)
-        block = result.block
+        from mkdocs_aigen.notice import mark_sections
+
+        # Comments that on_page_content turns into ``data-aigen`` wrappers.
+        block = mark_sections(result.block, result.sections)
         macros = self._macros
         if macros is not None and macros_will_render(macros, page.file.src_uri, page.meta):
             # Model-written {{ }} and {% %} must reach the page as text, never run.
             block = shielded(block, macros_delimiters(macros))
         try:
-            return insert_block(markdown, block, page.file.src_uri)
+            markdown = insert_block(markdown, block, page.file.src_uri)
         except MarkerError as error:
             raise PluginError(f"aigen: {error}") from None
+        return self._with_notice(markdown, page, result)
+
+    def on_page_content(
+        self, html: str, *, page: Page, config: MkDocsConfig, files: Files
+    ) -> str | None:
+        """Every generated section becomes ``<div data-aigen="request hash">``."""
+        if page.file.src_uri not in self._pending:
+            return None
+        from mkdocs_aigen.notice import wrap_marked
+
+        return wrap_marked(html)
+
+    def on_post_page(self, output: str, *, page: Page, config: MkDocsConfig) -> str | None:
+        """A ``<meta name="generator">`` tag on every page with generated text."""
+        pending = self._pending.get(page.file.src_uri)
+        result = pending.result if pending is not None else None
+        if result is None or not any(s.text is not None for s in result.sections):
+            return None
+        from mkdocs_aigen.notice import generator_tag
+
+        setup = self._setup
+        assert setup is not None
+        return generator_tag(output, setup.settings.model)
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         """One summary line, and the JSON report."""
@@ -413,6 +440,52 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         display = self._display
         if display is not None:
             display.update()
+
+    def _check_notice(self, config: MkDocsConfig) -> None:
+        """A broken notice template fails the build now, naming the option."""
+        template = self.config.notice.template
+        if template is None:
+            return
+        from jinja2 import Environment, TemplateSyntaxError
+
+        try:
+            Environment().parse(template)
+        except TemplateSyntaxError as error:
+            where = Path(config.config_file_path).name
+            raise PluginError(
+                f"aigen: {where}: 'notice.template': not a valid Jinja2 template "
+                f"(line {error.lineno}: {error.message})"
+            ) from None
+
+    def _with_notice(self, markdown: str, page: Page, result: PageResult) -> str:
+        options = self.config.notice
+        stub = page.meta.get("aigen")
+        wanted = stub.get("notice") if isinstance(stub, dict) else None
+        enabled = wanted if isinstance(wanted, bool) else options.enabled
+        if not enabled or not any(s.text is not None for s in result.sections):
+            return markdown
+        from jinja2 import TemplateError as JinjaError
+
+        from mkdocs_aigen.notice import (
+            DEFAULT_NOTICE,
+            notice_variables,
+            place_notice,
+            render_notice,
+        )
+
+        setup = self._setup
+        assert setup is not None
+        fallback = setup.fallback.model if setup.fallback is not None else ""
+        variables = notice_variables(result, setup.settings.model, fallback)
+        try:
+            text = render_notice(options.template or DEFAULT_NOTICE, variables)
+        except JinjaError as error:
+            raise PluginError(
+                f"aigen: 'notice.template': {error} (variables: {', '.join(variables)})"
+            ) from None
+        return place_notice(
+            markdown, text, position=options.position, admonition=options.admonition
+        )
 
     def _report_context(self, setup: Setup) -> ReportContext:
         fallback = setup.fallback

@@ -7,6 +7,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -101,10 +102,16 @@ def report_data(
 
 def _section(section: SectionResult, context: ReportContext) -> dict[str, Any]:
     fallback = section.fallback
+    origin = ORIGINS.get(section.source, section.source)
+    if section.source == "lock" and section.edited:
+        origin = "lock, edited by a person"
+    created = section.created
     return {
         "path": " > ".join(section.path),
         "hash": section.key,
-        "origin": ORIGINS.get(section.source, section.source),
+        "origin": origin,
+        "date": None if created is None else _iso(created),
+        "edited": section.edited,
         "model": context.fallback_model if fallback else context.model,
         "provider": context.fallback_provider if fallback else context.provider,
         "words": _words(section),
@@ -116,6 +123,10 @@ def _section(section: SectionResult, context: ReportContext) -> dict[str, Any]:
 
 def _words(section: SectionResult) -> int | None:
     return None if section.ratio is None else round(section.ratio * max(1, section.target))
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _rounded(value: Any) -> Any:

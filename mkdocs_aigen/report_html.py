@@ -182,10 +182,12 @@ def _section_details(src: str, page: Mapping[str, Any]) -> str:
             f"<td>{escape(str(section.get('model', '')))}</td>"
             f"<td>{escape(str(section.get('provider', '')))}</td>"
             f"<td>{'–' if words is None else words} / {section.get('target', 0)}</td>"
+            f"<td>{escape(str(section.get('date') or '–'))}</td>"
             f"<td><code>{escape(str(section.get('hash', ''))[:12])}</code></td></tr>"
         )
     return (
         f"<details><summary>{escape(src)}: sections</summary><table>"
         "<tr><th>section</th><th>origin</th><th>model</th><th>provider</th>"
-        f"<th>words / target</th><th>request hash</th></tr>{''.join(rows)}</table></details>"
+        "<th>words / target</th><th>answer date</th><th>request hash</th></tr>"
+        f"{''.join(rows)}</table></details>"
     )
