@@ -12,7 +12,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ class CachedAnswer:
     #: The site that paid for it (its ``mkdocs.yml``): ``cache prune`` leaves other sites'.
     site: str = ""
     #: When it was stored (Unix time), as read back; ``None`` for an answer not yet stored.
-    created: float | None = None
+    #: Not part of equality: the same answer read back is the same answer.
+    created: float | None = field(default=None, compare=False)
 
 
 def answer_to_json(answer: CachedAnswer) -> str:
