@@ -28,7 +28,8 @@ from mkdocs_aigen.jobs import Fallback
 from mkdocs_aigen.requests import ChatRequest, Completion
 from mkdocs_aigen.stats import BuildStats
 
-Source = Literal["lock", "cache", "network", "planned", "missing", "failed"]
+#: ``capped``: not sent, because the build's spending cap was reached.
+Source = Literal["lock", "cache", "network", "planned", "missing", "failed", "capped"]
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mkdocs_aigen.answers import AnswerSources
+from mkdocs_aigen.budget import DEFAULT_PRICES, Price, PriceError, cost, load_prices
 from mkdocs_aigen.cache import CachedAnswer, ResponseCache
 from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.jobs import PageJob, PageResult
@@ -33,15 +32,6 @@ from mkdocs_aigen.requests import ChatRequest
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
 from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs
 from mkdocs_aigen.stats import BuildStats
-
-#: US dollars per million tokens (input, output). Override with ``--prices FILE``.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-nano": (0.10, 0.40),
-}
 
 log = logging.getLogger("mkdocs_aigen.cli")
 
@@ -173,9 +163,7 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         prompt_tokens += prompt
         completion_tokens += completion
     price = prices.get(model)
-    cost = None
-    if price is not None:
-        cost = (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+    spend = None if price is None else cost(price, prompt_tokens, completion_tokens)
     pages = []
     for result in results:
         sections = [
@@ -194,7 +182,8 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         "to_generate": sum(1 for p in pages for s in p["sections"] if s["status"] == "generate"),
         "prompt_tokens": prompt_tokens,
         "completion_tokens_max": completion_tokens,
-        "estimated_cost_usd": round(cost, 4) if cost is not None else None,
+        "estimated_cost_usd": round(spend, 4) if spend is not None else None,
+        "cap": _cap_forecast(project, len(planned), prompt_tokens, completion_tokens),
         "pages": pages,
     }
     if arguments.json:
@@ -212,12 +201,45 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
     )
     print(f"requests to send: {summary['requests']} ({stages})")
     print(f"estimated tokens: {prompt_tokens} prompt + up to {completion_tokens} completion")
-    if cost is not None:
-        print(f"estimated cost: at most ${cost:.4f} with {model}")
+    if spend is not None:
+        print(f"estimated cost: at most ${spend:.4f} with {model}")
     else:
         print(f"estimated cost: no price for '{model}' (add it with --prices)")
     print("(augmentation of short answers can add requests; it depends on what the model writes)")
+    if summary["cap"] is not None:
+        print(summary["cap"]["message"])
     return 0
+
+
+def _cap_forecast(
+    project: Project, requests: int, prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any] | None:
+    """Whether the next build would reach the spending cap (``budget:``, ``max_requests:``)."""
+    cap = project.setup.cap
+    if cap is None:
+        return None
+    reasons = []
+    if cap.max_requests is not None and requests > cap.max_requests:
+        reasons.append(f"{requests} requests to send, max_requests {cap.max_requests}")
+    if cap.usd is not None and cap.price is not None:
+        # Priced as the build will (the `prices:` option included), counting every
+        # max_tokens, as the engine's cap does before each send.
+        most = cost(cap.price, prompt_tokens, completion_tokens)
+        if most > cap.usd:
+            reasons.append(f"up to ${most:.4f}, budget ${cap.usd:.4f}")
+    if reasons:
+        message = (
+            f"spending cap: the next build would reach it ({'; '.join(reasons)}): "
+            "what does not fit stays a placeholder and the build logs an error"
+        )
+    else:
+        message = "spending cap: the next build stays within it"
+    return {
+        "budget_usd": cap.usd,
+        "max_requests": cap.max_requests,
+        "would_reach": bool(reasons),
+        "message": message,
+    }
 
 
 def _status(source: str, *, fallback: bool = False) -> str:
@@ -226,24 +248,11 @@ def _status(source: str, *, fallback: bool = False) -> str:
     return {"lock": "locked", "cache": "cached", "planned": "generate"}.get(source, source)
 
 
-def _load_prices(path: Path) -> dict[str, tuple[float, float]]:
+def _load_prices(path: Path) -> dict[str, Price]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise CliError(f"--prices {path}: cannot be read ({error})") from None
-    prices: dict[str, tuple[float, float]] = {}
-    if not isinstance(data, dict):
-        raise CliError(f"--prices {path}: expected model: {{input: N, output: N}} per million")
-    for model, entry in data.items():
-        if not isinstance(entry, dict) or not all(
-            isinstance(entry.get(k), (int, float)) for k in ("input", "output")
-        ):
-            raise CliError(
-                f"--prices {path}: '{model}': expected {{input: N, output: N}} in USD per "
-                "million tokens"
-            )
-        prices[str(model)] = (float(entry["input"]), float(entry["output"]))
-    return prices
+        return load_prices(path)
+    except PriceError as error:
+        raise CliError(f"--prices {error}") from None
 
 
 # -- cache -----------------------------------------------------------------------------
@@ -364,6 +373,7 @@ def generate(project: Project, answers: AnswerSources) -> tuple[BuildStats, list
         max_retries=setup.max_retries,
         timeout=setup.timeout,
     )
+    engine.budget = setup.cap.budget() if setup.cap is not None else None
     try:
         results = run_pipelines(project, engine)
     finally:

@@ -148,6 +148,18 @@ class AigenConfig(base.Config):
     """Seconds between progress lines while sections are generating, when the log is not
     a terminal (on a terminal a bar is redrawn in place instead)."""
 
+    budget = opt.Optional(opt.Type((int, float)))
+    """Most US dollars one build may spend, priced from the table ``plan`` uses (or
+    ``prices``). Once the next request could pass it, no more are sent: the rest become
+    placeholders and the build logs one error (so ``--strict`` fails)."""
+
+    max_requests = opt.Optional(opt.Type(int))
+    """Most requests one build may send, retries included; the same stop as ``budget``."""
+
+    prices = opt.Optional(opt.Type(str))
+    """YAML file of prices that extend or replace the built-in table, relative to
+    ``mkdocs.yml``: ``model: {input: N, output: N, cached_input: N}`` USD per 1M tokens."""
+
     notice = opt.SubConfig(NoticeConfig)
     """A note on pages with generated sections, see ``NoticeConfig``."""
 

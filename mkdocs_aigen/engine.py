@@ -30,6 +30,7 @@ from mkdocs_aigen.scrub import scrub
 from mkdocs_aigen.stats import Attempt, BuildStats, Hit
 
 if TYPE_CHECKING:
+    from mkdocs_aigen.budget import Budget
     from mkdocs_aigen.limits import RateLimiter
 
 
@@ -100,6 +101,8 @@ class Engine:
         self._backend_error: BackendError | None = None
         #: The first error that makes every further request pointless (401, unknown model).
         self.fatal: BackendError | None = None
+        #: This build's spending cap (``budget:``, ``max_requests:``), if any.
+        self.budget: Budget | None = None
 
     def begin_build(self, answers: AnswerSources, stats: BuildStats) -> None:
         """Start a build from clean state on an engine kept from the previous one.
@@ -265,6 +268,7 @@ class Engine:
 
     def _execute(self, job: _Job) -> Outcome:
         # Imported by the first request: a cached build never needs tenacity (~6 ms).
+        from mkdocs_aigen.budget import BudgetReached
         from mkdocs_aigen.limits import LimiterClosed
         from mkdocs_aigen.retry import Cancelled
 
@@ -280,6 +284,10 @@ class Engine:
             completion = self._complete(backend, sent, cancelled)
         except (Cancelled, LimiterClosed):
             return Outcome(request, "failed", error="the build was cancelled")
+        except BudgetReached as reached:
+            return Outcome(
+                request, "capped", error=f"not sent: the spending cap is reached ({reached})"
+            )
         except BackendError as error:
             self.stats.add(request.stage, failures=1)
             if error.kind == "fatal":
@@ -330,8 +338,16 @@ class Engine:
         chars = request.prompt_chars()
         limiter = self._rate_limiter()
         estimate = limiter.estimate(chars, request.max_tokens)
+        budget = self.budget
+        # Before the limiter: a request the cap refuses must not hold a slot or a permit.
+        reserved = budget.admit(chars, request.max_tokens) if budget is not None else 0.0
         asked = time.monotonic()
-        permit = limiter.acquire(estimate, prompt_chars=chars, max_tokens=request.max_tokens)
+        try:
+            permit = limiter.acquire(estimate, prompt_chars=chars, max_tokens=request.max_tokens)
+        except BaseException:
+            if budget is not None:
+                budget.settle(reserved, 0, 0)
+            raise
         self.stats.add(request.stage, requests=1)
         start = time.monotonic()
         try:
@@ -348,6 +364,8 @@ class Engine:
             limiter.release(permit)
         tokens = completion.prompt_tokens + completion.completion_tokens
         self._record(request, asked, start, "ok", tokens)
+        if budget is not None:
+            budget.settle(reserved, completion.prompt_tokens, completion.completion_tokens)
         limiter.on_success(
             permit,
             headers=completion.headers,

@@ -315,7 +315,8 @@ class PagePipeline:
             self.result.polish_key = request.key  # what `lock --check` must find
             return block
         if not outcome.ok:
-            if outcome.error:
+            # A request the spending cap refused is said once for the build, not per page.
+            if outcome.error and outcome.source != "capped":
                 self.result.warnings.append(
                     f"{self.job.stub.src_path}: polish failed ({outcome.error}); "
                     "kept the unpolished page"
@@ -360,7 +361,7 @@ class PagePipeline:
         outcome: Outcome = yield request
         if outcome.source == "planned":
             return dict.fromkeys(criteria, 10)
-        if outcome.source == "missing":
+        if outcome.source in ("missing", "capped"):
             return "missing"
         return _parse_scores(outcome, criteria)
 

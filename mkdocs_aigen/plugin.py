@@ -199,11 +199,13 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                     # Under `mkdocs serve` the engine outlives a failed build: nothing of
                     # that build (cancelled, a fatal error) may carry into this one.
                     engine.begin_build(setup.answer_sources(self._cache_for(setup)), self._stats)
+                    # Each build may spend up to the cap: a fresh budget every time.
+                    engine.budget = setup.cap.budget() if setup.cap is not None else None
                 pipeline = PagePipeline(job, setup.settings, setup.prompts, self._stats)
                 key = self._page_keys.get(job.stub.src_path)
                 done = pending.finish
                 if store is not None and key is not None:
-                    done = self._keeping(store, key, job, setup, pending)
+                    done = self._keeping(store, key, job, setup, pending, engine)
                 engine.run(pipeline.flow(), done)
         except TemplateError as error:
             if engine is not None:
@@ -282,6 +284,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._stats.finished = time.monotonic()
         self._close_display()
         log.info(f"aigen: {self._stats.summary_line()}")
+        self._report_cap()
         for line in self._stats.stage_lines():
             log.info(f"aigen: {line}")
         setup = self._setup
@@ -381,7 +384,12 @@ class AigenPlugin(BasePlugin[AigenConfig]):
 
     @staticmethod
     def _keeping(
-        store: PageStore, key: str, job: PageJob, setup: Setup, pending: _PendingPage
+        store: PageStore,
+        key: str,
+        job: PageJob,
+        setup: Setup,
+        pending: _PendingPage,
+        engine: Engine,
     ) -> Callable[..., None]:
         """A page's done-callback that also stores a clean result whole (online builds
         only: offline ones skip the review, and must not stand in for an online page)."""
@@ -390,7 +398,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             # ``finish`` whatever happens while storing: a page left pending would hang
             # the build in ``on_page_markdown``.
             try:
-                if error is None and isinstance(result, PageResult) and worth_keeping(result):
+                # Not a page the spending cap cut short (its polish or review was
+                # skipped without a warning): it must be finished by a later build.
+                capped = engine.budget is not None and engine.budget.reached
+                clean = isinstance(result, PageResult) and worth_keeping(result)
+                if error is None and clean and not capped:
                     neighbours = (job.nav_previous, job.nav_next)
                     sections = setup.count_sections(job.stub)
                     store.put(key, StoredPage(job.title, neighbours, sections, result, setup.site))
@@ -440,6 +452,25 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         display = self._display
         if display is not None:
             display.update()
+
+    def _report_cap(self) -> None:
+        """One error line when the spending cap stopped the build (``--strict`` fails)."""
+        engine = self._engine
+        budget = engine.budget if engine is not None else None
+        if budget is None or not budget.reached:
+            return
+        capped = [
+            f"{p.result.src_path}: '{' > '.join(s.path)}'"
+            for p in self._pending.values()
+            if p.result is not None
+            for s in p.result.failed
+            if s.source == "capped"
+        ]
+        log.error(
+            f"aigen: spending cap reached, no more requests sent: {budget.describe()}; "
+            f"{len(capped)} section(s) left as placeholders"
+            + (f" ({', '.join(capped[:5])}{', ...' if len(capped) > 5 else ''})" if capped else "")
+        )
 
     def _check_notice(self, config: MkDocsConfig) -> None:
         """A broken notice template fails the build now, naming the option."""
@@ -515,7 +546,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             self._cancel()
             raise PluginError(f"aigen: generation stopped: {engine.fatal.message}")
         missing = [s for s in failed if s.source == "missing"]
-        broken = [s for s in failed if s.source != "missing"]
+        # Sections the spending cap stopped: one error for the build, in on_post_build.
+        broken = [s for s in failed if s.source not in ("missing", "capped")]
         if missing:
             names = ", ".join(f"'{' > '.join(s.path)}'" for s in missing)
             log.warning(
