@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -487,6 +487,97 @@ def command_render(project: Project, arguments: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# -- regenerate ------------------------------------------------------------------------
+
+
+def command_regenerate(project: Project, arguments: argparse.Namespace) -> int:
+    """Send one page's (or one section's, or one stage's) requests again, whatever the
+    lock and the cache hold; update both; print a unified diff of the generated text."""
+    from mkdocs_aigen.refresh import Refresh, RefreshError, page_uri, parse_section
+    from mkdocs_aigen.regenerate import relock, unified
+
+    setup = project.setup
+    if setup.offline_reason is not None:
+        raise CliError(f"cannot regenerate: nothing may be sent ({setup.offline_reason})")
+    try:
+        pages = [job.stub.src_path for job in project.jobs]
+        src = page_uri(arguments.page, pages, project.docs_dir, project.config_file.parent)
+        section = parse_section(arguments.section) if arguments.section else None
+    except RefreshError as error:
+        raise CliError(str(error)) from None
+    job = next(job for job in project.jobs if job.stub.src_path == src)
+    if section is not None:
+        _check_section(job, section)
+    single = replace(project, jobs=[job])
+    # Before: what the lock and the cache give now, without sending anything.
+    planner = planning_engine(single, use_cache=True)
+    try:
+        (before,) = run_pipelines(single, planner)
+    finally:
+        planner.answers.cache.close()
+    answers = setup.answer_sources(ResponseCache(setup.cache_dir, log.warning))
+    stats = BuildStats()
+    engine = Engine(
+        concurrency=setup.concurrency,
+        answers=answers,
+        stats=stats,
+        backend_factory=setup.backend_factory,
+        limiter=setup.make_limiter,
+        max_retries=setup.max_retries,
+        timeout=setup.timeout,
+    )
+    engine.budget = setup.cap.budget() if setup.cap is not None else None
+    pipeline = PagePipeline(
+        job, setup.settings, setup.prompts, stats, Refresh(src, section, arguments.stage)
+    )
+    finished = threading.Event()
+    outcome: list[Any] = [None, None]
+
+    def done(result: Any, error: BaseException | None) -> None:
+        outcome[:] = [result, error]
+        finished.set()
+
+    try:
+        engine.run(pipeline.flow(), done)
+        engine.open()
+        finished.wait()
+    finally:
+        engine.close(cancel=False)
+        answers.cache.close()
+    if outcome[1] is not None:
+        raise outcome[1]
+    after: PageResult = outcome[0]
+    if not pipeline.refreshed:
+        what = f"stage '{arguments.stage}'" if arguments.stage else "request"
+        raise CliError(f"{src}: no {what} to regenerate (is that stage configured?)")
+    stats.finished = time.monotonic()
+    diff = unified(before.block, after.block, src)
+    print(diff if diff else f"{src}: the new text is the same as before", end="")
+    if setup.lock_path is not None and not any(s.fallback for s in after.sections):
+        lock = LockFile.load(setup.lock_path)
+        updated, written = relock(
+            lock, after, pipeline.refreshed, setup.settings.model, skip=answers.fallback_keys
+        )
+        updated.write(setup.lock_path)
+        print(f"updated {len(written)} entries of {setup.lock_path.name}")
+    print(f"regenerated {src}: {stats.summary_line()}")
+    for failed in after.failed:
+        print(f"  not generated: {' > '.join(failed.path)}: {failed.error}")
+    return 1 if after.failed else 0
+
+
+def _check_section(job: PageJob, section: tuple[str, ...]) -> None:
+    from mkdocs_aigen.stubs import iter_items
+
+    paths = [path for _, path, _ in iter_items(job.stub.outline)]
+    auto = [path for item, path, _ in iter_items(job.stub.outline) if item.auto is not None]
+    # Children of a `sections: auto` item are known only once proposed.
+    if section in paths or any(section[: len(a)] == a and len(section) > len(a) for a in auto):
+        return
+    listed = "; ".join(" > ".join(path) for path in paths)
+    raise CliError(f"{job.stub.src_path}: no section '{' > '.join(section)}' (sections: {listed})")
+
+
 # -- entry point -----------------------------------------------------------------------
 
 
@@ -547,6 +638,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="send nothing, write nothing; exit 1 if the output folder is out of date",
     )
     lock.add_argument("--check", action="store_true", help="exit 1 if the lock is stale")
+    regenerate = command(
+        commands,
+        "regenerate",
+        "send a page's requests again, bypassing lock and cache; update both; print the diff",
+    )
+    regenerate.add_argument("page", help="the page, e.g. docs/guide.md or guide.md")
+    regenerate.add_argument("--section", help='only this section, e.g. "Setup > Secrets"')
+    regenerate.add_argument(
+        "--stage", choices=("section", "polish", "review"), help="only this stage's requests"
+    )
     return parser
 
 
@@ -559,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cache": command_cache,
         "lock": command_lock,
         "render": command_render,
+        "regenerate": command_regenerate,
     }
     try:
         project = load_project(getattr(arguments, "config_file", None))

@@ -41,7 +41,15 @@ class Gather:
     flows: Sequence[Flow]
 
 
-Flow = Generator["ChatRequest | Gather", Any, Any]
+@dataclass(frozen=True)
+class Fresh:
+    """Send this request even when the lock or the cache holds an answer (``regenerate``,
+    ``AIGEN_REFRESH``); the new answer then replaces the cached one."""
+
+    request: ChatRequest
+
+
+Flow = Generator["ChatRequest | Gather | Fresh", Any, Any]
 Done = Callable[[Any, BaseException | None], None]
 
 
@@ -147,9 +155,14 @@ class Engine:
                     step, lambda results, flow=flow: self._advance(flow, done, results, None)
                 )
                 return
-            outcome = self._answer_now(step)
+            if isinstance(step, Fresh):
+                request = step.request
+                outcome = self._unsendable(request)
+            else:
+                request = step
+                outcome = self._answer_now(request)
             if outcome is None:
-                self._submit(step, lambda out, flow=flow: self._advance(flow, done, out, None))
+                self._submit(request, lambda out, flow=flow: self._advance(flow, done, out, None))
                 return
             value = outcome
 
@@ -184,6 +197,12 @@ class Engine:
                 at = time.monotonic() - self.stats.started
                 self.stats.hits.append(Hit(at, request.stage, outcome.source))
             return outcome
+        return self._unsendable(request)
+
+    def _unsendable(self, request: ChatRequest) -> Outcome | None:
+        """Why ``request`` cannot be sent (offline, a fatal error), or ``None``."""
+        if self.answers.offline_reason is not None:
+            return Outcome(request, "missing", error=self.answers.offline_reason)
         if self.fatal is not None:
             self.stats.add(request.stage, failures=1)
             return Outcome(request, "failed", error=self.fatal.message)

@@ -24,7 +24,7 @@ from mkdocs_aigen.assemble import (
     unwrap_markdown_fence,
 )
 from mkdocs_aigen.backends.checks import unwrap_json_fence
-from mkdocs_aigen.engine import Flow, Gather
+from mkdocs_aigen.engine import Flow, Fresh, Gather
 from mkdocs_aigen.jobs import (
     Expansion,
     PageJob,
@@ -35,6 +35,7 @@ from mkdocs_aigen.jobs import (
     Stage,
 )
 from mkdocs_aigen.prompts import Prompts
+from mkdocs_aigen.refresh import Refresh
 from mkdocs_aigen.requests import ChatRequest, Message
 from mkdocs_aigen.stats import BuildStats
 from mkdocs_aigen.stubs import OutlineItem
@@ -51,9 +52,18 @@ class PagePipeline:
     """Builds the flows of one page."""
 
     def __init__(
-        self, job: PageJob, settings: Settings, prompts: Prompts, stats: BuildStats
+        self,
+        job: PageJob,
+        settings: Settings,
+        prompts: Prompts,
+        stats: BuildStats,
+        refresh: Refresh | None = None,
     ) -> None:
         self.job = job
+        #: What of this page to send again whatever the lock and cache hold.
+        self.refresh = refresh
+        #: ``(stage, path)`` of every request sent fresh because of ``refresh``.
+        self.refreshed: list[tuple[str, tuple[str, ...]]] = []
         self.settings = settings
         self.prompts = prompts
         self.stats = stats
@@ -182,7 +192,7 @@ class PagePipeline:
         result = SectionResult(
             path=path, level=level, key=request.key, target=target, lock_key=lock_key
         )
-        outcome: Outcome = yield request
+        outcome: Outcome = yield self._ask(request, path)
         result.source = outcome.source
         result.fallback = outcome.fallback
         result.created = outcome.created
@@ -201,7 +211,7 @@ class PagePipeline:
             if achieved < self.settings.min_ratio * target:
                 variables.update(draft=text, achieved=achieved, target=target)
                 extend = self._request("augment", variables, _max_tokens(asked), path)
-                longer: Outcome = yield extend
+                longer: Outcome = yield self._ask(extend, path)
                 result.augmented = True
                 if longer.ok:
                     candidate = clean_section_text(longer.text or "", level, path[-1])
@@ -263,14 +273,14 @@ class PagePipeline:
         }
         schema = _outline_schema(count)
         request = self._request("expand", variables, 60 + 30 * count, path, schema, "outline")
-        outcome: Outcome = yield request
+        outcome: Outcome = yield self._ask(request, path)
         titles, problem = _parse_titles(outcome, count)
         if problem is not None and outcome.source in ("network", "cache"):
             # One retry that shows the model its mistake; cached like everything else,
             # so the outline stays the same on every rebuild.
             retry = _with_correction(request, outcome.text or "", problem)
             self.stats.page_asked(self.result, "expand")
-            outcome = yield retry
+            outcome = yield self._ask(retry, path)
             titles, problem = _parse_titles(outcome, count)
         if titles is None:
             self._finish_missing_children(count)
@@ -310,7 +320,7 @@ class PagePipeline:
         variables = {**self._page_variables(), "page_text": block}
         words = count_words(block)
         request = self._request("polish", variables, _max_tokens(words * 1.1), ())
-        outcome: Outcome = yield request
+        outcome: Outcome = yield self._ask(request, ())
         if outcome.source == "planned":
             self.result.polish_key = request.key  # what `lock --check` must find
             return block
@@ -358,7 +368,7 @@ class PagePipeline:
         return {name: sum(v[name] for v in valid) / len(valid) for name in criteria}
 
     def _one_vote(self, request: ChatRequest, criteria: list[str]) -> Flow:
-        outcome: Outcome = yield request
+        outcome: Outcome = yield self._ask(request, ())
         if outcome.source == "planned":
             return dict.fromkeys(criteria, 10)
         if outcome.source in ("missing", "capped"):
@@ -366,6 +376,14 @@ class PagePipeline:
         return _parse_scores(outcome, criteria)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _ask(self, request: ChatRequest, path: tuple[str, ...]) -> ChatRequest | Fresh:
+        """What to yield for ``request``: itself, or fresh when the author asked for it."""
+        refresh = self.refresh
+        if refresh is None or not refresh.wants(request.stage, path):
+            return request
+        self.refreshed.append((request.stage, path))
+        return Fresh(request)
 
     def _render(self, sections: list[SectionResult]) -> str:
         rendered = []

@@ -15,6 +15,7 @@ Why these hooks:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     # back and never loads the engine, the pipeline or an SDK.
     from mkdocs_aigen.engine import Engine
     from mkdocs_aigen.progress import Progress
+    from mkdocs_aigen.refresh import Refresh
 
 
 class _PluginLog(PrefixedLogger):
@@ -96,6 +98,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._pending: dict[str, _PendingPage] = {}
         #: Each generated page's built URL, for the report's links.
         self._urls: dict[str, str] = {}
+        #: Pages ``AIGEN_REFRESH`` names, to generate again whatever lock and cache hold.
+        self._refresh: dict[str, Refresh] = {}
         self._stats = BuildStats()
         #: This build's progress display, made with its first page to generate.
         self._display: Progress | None = None
@@ -142,12 +146,13 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._pending = {}  # under `mkdocs serve`, nothing of the previous build carries over
         store = self._page_store(setup)
         site = setup.pages_identity() if store is not None else ""
+        self._refresh = self._refresh_pages(files, config)
         for file in files.documentation_pages():
             text = file.content_string
             if not may_have_stub(text):
                 continue
             src_path = file.src_uri
-            if store is not None:
+            if store is not None and src_path not in self._refresh:
                 key = self._page_keys[src_path] = page_key(site, src_path, text)
                 stored = store.get(key)
                 if stored is not None:
@@ -155,6 +160,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                     self._sources[src_path] = text
                     continue
             self._find_stub(src_path, text)
+        for src_path in self._refresh:
+            if src_path not in self._stub_pages:
+                raise PluginError(f"aigen: AIGEN_REFRESH: '{src_path}' has no aigen stub")
         self._start_backend_if_needed()
         return None
 
@@ -201,7 +209,13 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                     engine.begin_build(setup.answer_sources(self._cache_for(setup)), self._stats)
                     # Each build may spend up to the cap: a fresh budget every time.
                     engine.budget = setup.cap.budget() if setup.cap is not None else None
-                pipeline = PagePipeline(job, setup.settings, setup.prompts, self._stats)
+                pipeline = PagePipeline(
+                    job,
+                    setup.settings,
+                    setup.prompts,
+                    self._stats,
+                    self._refresh.get(job.stub.src_path),
+                )
                 key = self._page_keys.get(job.stub.src_path)
                 done = pending.finish
                 if store is not None and key is not None:
@@ -452,6 +466,22 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         display = self._display
         if display is not None:
             display.update()
+
+    @staticmethod
+    def _refresh_pages(files: Files, config: MkDocsConfig) -> dict[str, Refresh]:
+        """``AIGEN_REFRESH=docs/page.md[,docs/other.md]``: pages to generate afresh."""
+        value = os.environ.get("AIGEN_REFRESH", "").strip()
+        if not value:
+            return {}
+        from mkdocs_aigen.refresh import RefreshError, refresh_from_environment
+
+        pages = [f.src_uri for f in files.documentation_pages() if may_have_stub(f.content_string)]
+        root = Path(config.config_file_path or ".").resolve().parent
+        try:
+            wanted = refresh_from_environment(value, pages, Path(config.docs_dir), root)
+        except RefreshError as error:
+            raise PluginError(f"aigen: AIGEN_REFRESH: {error}") from None
+        return {refresh.page: refresh for refresh in wanted}
 
     def _report_cap(self) -> None:
         """One error line when the spending cap stopped the build (``--strict`` fails)."""
