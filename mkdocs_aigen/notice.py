@@ -14,8 +14,8 @@ HTML without divs rather than get broken markup.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
@@ -139,7 +139,7 @@ def notice_variables(result: PageResult, model: str, fallback_model: str) -> dic
     if any(s.fallback for s in written):
         models.append(fallback_model)
     dates = [s.created for s in written if s.created is not None]
-    date = datetime.fromtimestamp(max(dates), tz=timezone.utc).strftime("%Y-%m-%d") if dates else ""
+    date = time.strftime("%Y-%m-%d", time.gmtime(max(dates))) if dates else ""
     return {
         "model": models[0] if models else model,
         "models": models or [model],

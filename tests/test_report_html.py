@@ -60,8 +60,14 @@ def test_report_page_has_one_bar_per_request_the_server_answered(
     site.plugin["review"] = {"criteria": {"clarity": "easy to follow"}, "votes": 2}
     site.page("guide.md", GUIDE)
     site.page("other.md", GUIDE.replace("Configuring Foo", "Other page"))
+    site.extra_config = {"plugins": ["search", {"aigen": site.plugin}]}
     site.build()
     html, page, svg, data = _report(site)
+    # Out of the nav and the search index: MkDocs never sees it as a page.
+    index = (site.root / "site" / "search" / "search_index.json").read_text(encoding="utf-8")
+    assert "aigen-report" not in index and "aigen build report" not in index
+    assert "Other page" in index  # the index is real and has the pages
+    assert "aigen-report" not in site.html("guide.md")
 
     bars = _bars(svg)
     assert len(bars) == len(server.log) == 2 * 7 + 2 * 2
