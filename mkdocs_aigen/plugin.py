@@ -100,6 +100,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._urls: dict[str, str] = {}
         #: Pages ``AIGEN_REFRESH`` names, to generate again whatever lock and cache hold.
         self._refresh: dict[str, Refresh] = {}
+        self._refreshed_once = False
         self._stats = BuildStats()
         #: This build's progress display, made with its first page to generate.
         self._display: Progress | None = None
@@ -146,7 +147,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._pending = {}  # under `mkdocs serve`, nothing of the previous build carries over
         store = self._page_store(setup)
         site = setup.pages_identity() if store is not None else ""
-        self._refresh = self._refresh_pages(files, config)
+        # Under `mkdocs serve`, only the first build: every save must not pay again.
+        self._refresh = {} if self._refreshed_once else self._refresh_pages(files, config)
+        self._refreshed_once = self._serving and bool(self._refresh)
         for file in files.documentation_pages():
             text = file.content_string
             if not may_have_stub(text):

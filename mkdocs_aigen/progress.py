@@ -79,7 +79,9 @@ class Progress:
         self.interval = interval
         self.log = log
         self.stream = stream if stream is not None else sys.stderr
-        self.terminal = is_terminal(self.stream)
+        # `mkdocs build -q` hides INFO lines: a quiet build draws no bar either.
+        quiet = not logging.getLogger("mkdocs").isEnabledFor(logging.INFO)
+        self.terminal = is_terminal(self.stream) and not quiet
         self._lock = threading.Lock()
         self._last = 0.0
         self._last_done = -1
