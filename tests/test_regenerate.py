@@ -14,6 +14,7 @@ import yaml
 from tests.conftest import Site
 from tests.fake_server import FakeOpenAI, RequestRecord, default_responder
 from tests.pages import GUIDE
+from tests.test_cli import polishing_responder
 
 SECTIONS = 7
 SECRETS = "The config file > Secrets"
@@ -155,3 +156,30 @@ def test_aigen_refresh_regenerates_that_page_in_a_build(site: Site, server: Fake
     bad = site.cli("build", env={"AIGEN_REFRESH": "docs/nope.md"})
     assert bad.returncode != 0
     assert "AIGEN_REFRESH: 'docs/nope.md' is not a page with an aigen stub" in bad.stderr
+
+
+def test_regenerating_polish_or_review_sends_only_that_stage(
+    site: Site, server: FakeOpenAI
+) -> None:
+    server.responder = polishing_responder
+    site.plugin.update(
+        lock="aigen.lock", polish=True, review={"criteria": {"clarity": "clear"}, "votes": 2}
+    )
+    site.page("guide.md", GUIDE)
+    assert aigen(site, "lock").returncode == 0
+    sent = len(server.log)
+    assert sent == SECTIONS + 1 + 2
+    lock_before = (site.root / "aigen.lock").read_text(encoding="utf-8")
+
+    result = aigen(site, "regenerate", "guide.md", "--stage", "review")
+    assert result.returncode == 0, result.stderr
+    assert [r.stage for r in server.log[sent:]] == ["review", "review"]
+    # Reviews are not in the lock, and the page's text did not change.
+    assert (site.root / "aigen.lock").read_text(encoding="utf-8") == lock_before
+    assert "the new text is the same as before" in result.stdout
+
+    sent = len(server.log)
+    result = aigen(site, "regenerate", "guide.md", "--stage", "polish")
+    assert result.returncode == 0, result.stderr
+    assert [r.stage for r in server.log[sent:]] == ["polish"]
+    assert "updated 1 entries of aigen.lock" in result.stdout
