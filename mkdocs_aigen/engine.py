@@ -369,6 +369,7 @@ class Engine:
             raise
         self.stats.add(request.stage, requests=1)
         start = time.monotonic()
+        completion: Completion | None = None
         try:
             completion = backend.complete(request, self._timeout)
         except BackendError as error:
@@ -381,6 +382,8 @@ class Engine:
             raise
         finally:
             limiter.release(permit)
+            if budget is not None and completion is None:
+                budget.settle(reserved, 0, 0)  # a failed request is not billed
         tokens = completion.prompt_tokens + completion.completion_tokens
         self._record(request, asked, start, "ok", tokens)
         if budget is not None:

@@ -142,3 +142,21 @@ def test_cached_input_is_priced_apart() -> None:
     assert cost(price, 1_000_000, 0, cached_tokens=1_000_000) == 0.5
     assert cost(price, 1_000_000, 1_000_000, cached_tokens=500_000) == 1.0 + 0.25 + 8.0
     assert cost(Price(1.0, 1.0), 1_000_000, 0, cached_tokens=1_000_000) == 1.0
+
+
+def test_a_failed_attempt_gives_its_reservation_back(site: Site, server: FakeOpenAI) -> None:
+    """Two 429s before the first answer: the same sections fit in the budget as without
+    them (a request that failed is not billed, and what it reserved is free again)."""
+    (site.root / "prices.yaml").write_text(
+        "test-model: {input: 1000, output: 1000}\n", encoding="utf-8"
+    )
+    site.plugin.update(prices="prices.yaml", budget=1.0, concurrency=1)
+    site.page("guide.md", GUIDE)
+    site.build()
+    calm = [r.index for r in server.log if r.outcome == "ok"]
+    site.plugin["cache_dir"] = ".cache/second"
+    server.storm(2, retry_after=0.01)
+    site.build()
+    stormy = [r for r in server.log[len(calm) :] if r.outcome == "ok"]
+    assert [r.outcome for r in server.log[len(calm) :][:2]] == ["storm", "storm"]
+    assert 0 < len(stormy) == len(calm) < SECTIONS
