@@ -288,11 +288,15 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         result = pending.result if pending is not None else None
         if result is None or not any(s.text is not None for s in result.sections):
             return None
-        from mkdocs_aigen.notice import generator_tag
+        from mkdocs_aigen.notice import generator_tag, notice_variables
 
         setup = self._setup
         assert setup is not None
-        return generator_tag(output, setup.settings.model)
+        # The models that wrote this page: a fallback's text never poses as the configured
+        # model's, not even in a meta tag.
+        fallback = setup.fallback.model if setup.fallback is not None else ""
+        models = notice_variables(result, setup.settings.model, fallback)["models"]
+        return generator_tag(output, ", ".join(models))
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         """One summary line, and the JSON report."""

@@ -211,3 +211,21 @@ def test_unpaired_markers_leave_no_broken_markup() -> None:
     assert wrap_marked("<p>x</p><!-- /aigen-section -->") == "<p>x</p>"
     # Headings that are not the generated ones: left unmarked.
     assert mark_sections("## Other\n\ntext\n", [_section(("One",), key)]) == "## Other\n\ntext\n"
+
+
+def test_the_fallback_model_is_named_for_its_own_text() -> None:
+    from mkdocs_aigen.jobs import PageResult
+    from mkdocs_aigen.notice import generator_tag, notice_variables
+
+    ours = _section(("One",), "a" * 64)
+    theirs = SectionResult(
+        path=("Two",), level=2, key="b" * 64, target=10, text="x", fallback=True, created=0.0
+    )
+    only_fallback = notice_variables(PageResult("p.md", [theirs]), "gpt-x", "tiny.gguf")
+    assert only_fallback["models"] == ["tiny.gguf"] and only_fallback["model"] == "tiny.gguf"
+    assert only_fallback["date"] == "1970-01-01"
+    both = notice_variables(PageResult("p.md", [ours, theirs]), "gpt-x", "tiny.gguf")
+    assert both["models"] == ["gpt-x", "tiny.gguf"]
+    html = generator_tag("<html><head><title>t</title></head></html>", "tiny.gguf")
+    assert '<meta name="generator" content="mkdocs-aigen ' in html
+    assert html.index("tiny.gguf") < html.index("</head>")
