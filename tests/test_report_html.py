@@ -84,7 +84,9 @@ def test_report_page_has_one_bar_per_request_the_server_answered(
         if "mark-line" in line.get("class", "")
     }
     assert set(marks) == {"mark-line wall", "mark-line ideal", "mark-line bound"}
-    assert marks["mark-line bound"] <= marks["mark-line ideal"] <= marks["mark-line wall"] + 1e-3
+    # The bound holds for any schedule, the one that ran and longest-first alike.
+    assert marks["mark-line bound"] <= marks["mark-line ideal"]
+    assert marks["mark-line bound"] <= marks["mark-line wall"] + 1e-3
     # The same requests are in the JSON, from the engine's own clock.
     requests = data["timeline"]["requests"]
     assert len(requests) == len(server.log)
