@@ -45,6 +45,10 @@ class Outcome:
     fallback: bool = False
     #: When the answer was first received (Unix time), if known: for the report and notice.
     created: float | None = None
+    #: The key the answer is kept under when that is not ``request.key``: the fallback's
+    #: own request (what ``data-aigen`` and the report name, so its text never poses as
+    #: the configured model's).
+    answer_key: str | None = None
     #: Behind a lock entry: the model's answer the cache still holds for the same request,
     #: so the pipeline can tell a person's edit in the lock from the model's text.
     original: str | None = None
@@ -127,7 +131,14 @@ class AnswerSources:
             if cached is not None:
                 stats.add(request.stage, cache_hits=1)
                 self._used_fallback(key)
-                return Outcome(request, "cache", cached.text, fallback=True, created=cached.created)
+                return Outcome(
+                    request,
+                    "cache",
+                    cached.text,
+                    fallback=True,
+                    created=cached.created,
+                    answer_key=sent.key,
+                )
         if self._planning is not None:
             with self._guard:
                 self.requests_planned.append(request)
@@ -168,6 +179,7 @@ class AnswerSources:
             completion=completion,
             fallback=fallback,
             created=time.time(),
+            answer_key=sent.key if fallback else None,
         )
 
     def _seen(self, key: str) -> None:

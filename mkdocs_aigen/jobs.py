@@ -106,6 +106,8 @@ class SectionResult:
     ratio: float | None = None
     #: Some of its text was written by the fallback backend, not the configured model.
     fallback: bool = False
+    #: The key its answer is kept under, when not ``key`` (the fallback's own request).
+    answer_key: str | None = None
     #: When its newest answer was received (Unix time), if known.
     created: float | None = None
     #: From the lock: ``True`` when a person edited the model's text there, ``False`` when
@@ -116,6 +118,11 @@ class SectionResult:
     def title(self) -> str:
         """The section's own heading."""
         return self.path[-1]
+
+    @property
+    def answer_hash(self) -> str:
+        """The request hash its text is known by: its own, or the fallback's that wrote it."""
+        return self.answer_key or self.key
 
 
 @dataclass
@@ -177,6 +184,7 @@ def page_result_to_data(result: PageResult) -> dict[str, Any]:
                 "lock_key": s.lock_key,
                 "ratio": s.ratio,
                 "fallback": s.fallback,
+                "answer_key": s.answer_key,
                 "created": s.created,
                 "edited": s.edited,
             }
@@ -240,6 +248,7 @@ def _section(data: Any) -> SectionResult:
         lock_key=_typed(record.get("lock_key", ""), str, "sections.lock_key"),
         ratio=None if ratio is None else float(_number(ratio, "sections.ratio")),
         fallback=_typed(record.get("fallback", False), bool, "sections.fallback"),
+        answer_key=_optional(record.get("answer_key"), str, "sections.answer_key"),
         created=_optional_number(record.get("created"), "sections.created"),
         edited=_optional(record.get("edited"), bool, "sections.edited"),
     )

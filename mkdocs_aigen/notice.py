@@ -66,7 +66,7 @@ def mark_sections(block: str, sections: Sequence[SectionResult]) -> str:
             out.extend(_close(out))
             open_section = False
         if section.text is not None:
-            out.extend(["", _START.format(key=section.key), ""])
+            out.extend(["", _START.format(key=section.answer_hash), ""])
             open_section = True
         previous = line
     out.extend(lines[previous:])

@@ -196,6 +196,7 @@ class PagePipeline:
         result.source = outcome.source
         result.fallback = outcome.fallback
         result.created = outcome.created
+        result.answer_key = outcome.answer_key
         if not outcome.ok:
             result.error = outcome.error
             self._finish(result)

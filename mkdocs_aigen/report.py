@@ -108,7 +108,7 @@ def _section(section: SectionResult, context: ReportContext) -> dict[str, Any]:
     created = section.created
     return {
         "path": " > ".join(section.path),
-        "hash": section.key,
+        "hash": section.answer_hash,
         "origin": origin,
         "date": None if created is None else _iso(created),
         "edited": section.edited,
