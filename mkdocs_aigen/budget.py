@@ -118,6 +118,10 @@ class Budget:
         if self.usd is not None and self.price is not None:
             most = cost(self.price, -(-prompt_chars // CHARS_PER_TOKEN), max_tokens)
         with self._lock:
+            if self.reached:
+                # Stopped for good: a smaller request that would still fit is not sent
+                # either, so what the build did is easy to say in one line.
+                raise BudgetReached(self.describe())
             if self.max_requests is not None and self.requests >= self.max_requests:
                 self.reached = True
                 raise BudgetReached(self.describe())

@@ -134,7 +134,16 @@ def test_reservations_keep_concurrent_requests_under_the_cap() -> None:
     for reserved in admitted:
         budget.settle(reserved, prompt_tokens=1, completion_tokens=0)  # $1 each
     assert budget.spent == 3.0
-    assert budget.admit(prompt_chars=8, max_tokens=1) == 3.0  # room again: 3 + 3 <= 10
+    # Once it refused, it stays closed, though 3 + 3 <= 10 would fit.
+    with pytest.raises(BudgetReached, match=r"spent \$3.0000 of the \$10.0000 budget"):
+        budget.admit(prompt_chars=8, max_tokens=1)
+
+    # Before any refusal, a settled request frees what it reserved beyond its cost.
+    budget = Budget(usd=7.0, max_requests=None, price=price)
+    first = budget.admit(prompt_chars=8, max_tokens=1)
+    budget.admit(prompt_chars=8, max_tokens=1)  # reserved 6 of 7
+    budget.settle(first, prompt_tokens=1, completion_tokens=0)  # 1 spent + 3 reserved
+    assert budget.admit(prompt_chars=8, max_tokens=1) == 3.0  # 1 + 3 + 3 <= 7
 
 
 def test_cached_input_is_priced_apart() -> None:
