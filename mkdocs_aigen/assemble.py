@@ -16,7 +16,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mkdocs_aigen.markdown_model import closes_fence, fence_blocks, fenced_lines, headings, is_blank
+from mkdocs_aigen.markdown_model import (
+    DEEPEST_LEVEL,
+    closes_fence,
+    fence_blocks,
+    fenced_lines,
+    heading_line,
+    headings,
+    is_blank,
+)
 from mkdocs_aigen.markers import MARKER, MarkerError, find_marker, insert_block
 
 __all__ = [
@@ -31,8 +39,6 @@ __all__ = [
     "placeholder",
 ]
 
-#: HTML has headings h1 to h6 only.
-_DEEPEST_LEVEL = 6
 #: Server error text is cut to this many characters in a placeholder.
 _MAX_ERROR_CHARS = 300
 
@@ -124,7 +130,7 @@ def unwrap_markdown_fence(text: str) -> str:
 
 def _fix_headings(lines: list[str], level: int, title: str) -> list[str]:
     """Drop the opening repeat of the section heading; demote headings that would escape."""
-    demoted = "#" * min(level + 1, _DEEPEST_LEVEL)
+    demoted = "#" * min(level + 1, DEEPEST_LEVEL)
     # Headings inside a list item stay where they are: rewriting the line would lose the item.
     found = {h.line: h for h in headings(lines, close_open=True) if h.top}
     out: list[str] = []
@@ -174,21 +180,6 @@ def _collapse_blank_lines(lines: list[str]) -> list[str]:
 
 
 # Writing sections ----------------------------------------------------------------------------
-
-
-def heading_line(level: int, title: str) -> str:
-    """The Markdown heading of a section, e.g. ``"## Title"``; the one place that decides it.
-
-    Raises:
-        ValueError: ``level`` is not 1..6.
-    """
-    if not 1 <= level <= _DEEPEST_LEVEL:
-        raise ValueError(f"heading level must be 1..{_DEEPEST_LEVEL}, not {level}")
-    text = " ".join(title.split())  # a newline would end the heading
-    if text.endswith("#"):
-        # Python-Markdown strips trailing hashes as a closing sequence ("## C#" -> "C").
-        text = text[:-1] + "\\#"
-    return f"{'#' * level} {text}".rstrip()
 
 
 def placeholder(title: str, error: str) -> str:

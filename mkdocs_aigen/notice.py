@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from mkdocs_aigen.assemble import heading_line
 from mkdocs_aigen.jobs import PageResult, SectionResult
-from mkdocs_aigen.markdown_model import headings
+from mkdocs_aigen.markdown_model import heading_line, headings
 
 #: The page notice's default text (Jinja2; Markdown once rendered). Variables: ``model``,
 #: ``models`` (all that wrote the page), ``date`` (of the newest answer, ``YYYY-MM-DD``),
