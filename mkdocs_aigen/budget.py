@@ -139,6 +139,17 @@ class Budget:
             self._reserved -= reserved
             self.spent += spent
 
+    def account(self) -> dict[str, Any]:
+        """What the report says of the cap: spent, sent, the caps, whether it stopped."""
+        with self._lock:
+            return {
+                "spent_usd": round(self.spent, 6),
+                "budget_usd": self.usd,
+                "requests": self.requests,
+                "max_requests": self.max_requests,
+                "reached": self.reached,
+            }
+
     def describe(self) -> str:
         """``spent $0.0123 of the $0.0100 budget`` and/or ``sent 40 of 40 requests``."""
         parts = []

@@ -27,7 +27,7 @@ from mkdocs_aigen.limits import estimate_prompt_tokens
 from mkdocs_aigen.lockfile import LOCK_VERSION, LockFile
 from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, page_store_for
 from mkdocs_aigen.pipeline import PagePipeline, planned_answer
-from mkdocs_aigen.report import write_report
+from mkdocs_aigen.report import ReportContext, write_report
 from mkdocs_aigen.requests import ChatRequest
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
 from mkdocs_aigen.site import StubPage, find_stub, nav_neighbours, page_jobs
@@ -480,7 +480,7 @@ def command_render(project: Project, arguments: argparse.Namespace) -> int:
         print(f"{out} is up to date ({len(files)} files)")
         return 0
     changed = write_files(out, files)
-    write_report(out.parent / "aigen-report.json", stats, results)
+    write_report(out.parent / "aigen-report.json", stats, results, ReportContext.of(setup))
     print(f"rendered {len(files)} files into {out}, {changed} changed ({stats.summary_line()})")
     for page, section in failed:
         print(f"  not generated: {page}: {' > '.join(section.path)}: {section.error}")

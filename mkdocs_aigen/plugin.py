@@ -320,7 +320,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 log.info(f"aigen: review {result.src_path}: {scores}{again}")
         report_path = Path(config.site_dir) / (self.config.report or "aigen-report.json")
         write_report(
-            report_path, self._stats, results, self._report_context(setup), Path(config.site_dir)
+            report_path,
+            self._stats,
+            results,
+            ReportContext.of(setup, self._urls, self._budget_account()),
+            Path(config.site_dir),
         )
 
     def on_build_error(self, *, error: Exception) -> None:
@@ -490,6 +494,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             raise PluginError(f"aigen: AIGEN_REFRESH: {error}") from None
         return {refresh.page: refresh for refresh in wanted}
 
+    def _budget_account(self) -> dict[str, Any] | None:
+        engine = self._engine
+        budget = engine.budget if engine is not None else None
+        return budget.account() if budget is not None else None
+
     def _report_cap(self) -> None:
         """One error line when the spending cap stopped the build (``--strict`` fails)."""
         engine = self._engine
@@ -553,20 +562,6 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             ) from None
         return place_notice(
             markdown, text, position=options.position, admonition=options.admonition
-        )
-
-    def _report_context(self, setup: Setup) -> ReportContext:
-        fallback = setup.fallback
-        return ReportContext(
-            model=setup.settings.model,
-            provider=setup.backend_name,
-            fallback_model=fallback.model if fallback else "",
-            fallback_provider=fallback.name if fallback else "",
-            # The slots that really run at once (the embedded model runs one).
-            concurrency=min(setup.concurrency, setup.max_parallel or setup.concurrency),
-            rpm=setup.rpm,
-            tpm=setup.tpm,
-            urls=dict(self._urls),
         )
 
     def _report_page(self, result: PageResult) -> None:

@@ -9,10 +9,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mkdocs_aigen.jobs import PageResult, SectionResult
 from mkdocs_aigen.stats import BuildStats
+
+if TYPE_CHECKING:
+    from mkdocs_aigen.setup import Setup
 
 #: What the report calls each answer source.
 ORIGINS = {
@@ -39,6 +42,30 @@ class ReportContext:
     tpm: int | None = None
     #: Each page's built URL relative to ``site_dir`` (``guide/`` or ``guide.html``).
     urls: Mapping[str, str] = field(default_factory=dict)
+    #: The spending cap's account (see :meth:`mkdocs_aigen.budget.Budget.account`), if any.
+    budget: Mapping[str, Any] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        setup: Setup,
+        urls: Mapping[str, str] | None = None,
+        budget: Mapping[str, Any] | None = None,
+    ) -> ReportContext:
+        """The context of a build (or a command) run with ``setup``."""
+        fallback = setup.fallback
+        return cls(
+            model=setup.settings.model,
+            provider=setup.backend_name,
+            fallback_model=fallback.model if fallback else "",
+            fallback_provider=fallback.name if fallback else "",
+            # The slots that really run at once (the embedded model runs one).
+            concurrency=min(setup.concurrency, setup.max_parallel or setup.concurrency),
+            rpm=setup.rpm,
+            tpm=setup.tpm,
+            urls=dict(urls or {}),
+            budget=budget,
+        )
 
 
 def write_report(
@@ -92,6 +119,7 @@ def report_data(
     return {
         **stats.as_dict(),
         "limits": {"concurrency": context.concurrency, "rpm": context.rpm, "tpm": context.tpm},
+        "budget": dict(context.budget) if context.budget is not None else None,
         "pages": dict(sorted(pages.items())),
         "timeline": {
             "requests": [{k: _rounded(v) for k, v in asdict(a).items()} for a in attempts],

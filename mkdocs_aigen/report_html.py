@@ -95,6 +95,14 @@ def _summary(
         ("words of target", "–" if ratio is None else f"{ratio:.0%}"),
         ("augmented", f"{report.get('augmented', 0)}" + ("" if rate is None else f" ({rate:.0%})")),
     ]
+    budget = report.get("budget")
+    if budget:
+        cap = []
+        if budget.get("budget_usd") is not None:
+            cap.append(f"${budget['spent_usd']:.4f} spent of ${budget['budget_usd']:.4f}")
+        if budget.get("max_requests") is not None:
+            cap.append(f"{budget['requests']} of {budget['max_requests']} requests")
+        items.append(("spending cap", ", ".join(cap) + (" (reached)" if budget["reached"] else "")))
     rows = "".join(f"<dt>{escape(name)}</dt><dd>{escape(str(value))}</dd>" for name, value in items)
     return f'<dl class="summary">{rows}</dl>'
 

@@ -3,6 +3,7 @@ server, counted by what the server saw; ``plan`` forecasts it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -57,6 +58,16 @@ def test_max_requests_stops_sending_and_says_so_once(
         "aigen: spending cap reached, no more requests sent: sent 3 of max_requests 3; "
         "4 section(s) left as placeholders"
     )
+    report = json.loads((site.root / "site" / "aigen-report.json").read_text(encoding="utf-8"))
+    assert report["budget"] == {
+        "spent_usd": 0.0,  # no price for test-model is needed for max_requests
+        "budget_usd": None,
+        "requests": 3,
+        "max_requests": 3,
+        "reached": True,
+    }
+    page = (site.root / "site" / "aigen-report.html").read_text(encoding="utf-8")
+    assert "<dt>spending cap</dt><dd>3 of 3 requests (reached)</dd>" in page
     # Nothing paid for is lost: without the cap only the rest is sent.
     del site.plugin["max_requests"]
     site.build()
