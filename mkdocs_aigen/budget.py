@@ -12,7 +12,7 @@ discount the provider may give is not known to the engine, so the spend is an up
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,14 @@ class Budget:
                 "max_requests": self.max_requests,
                 "reached": self.reached,
             }
+
+    def stop_message(self, capped: Sequence[str]) -> str:
+        """The one error line of a build the cap stopped; ``capped``: the sections left."""
+        named = ", ".join(capped[:5]) + (", ..." if len(capped) > 5 else "")
+        return (
+            f"spending cap reached, no more requests sent: {self.describe()}; "
+            f"{len(capped)} section(s) left as placeholders" + (f" ({named})" if capped else "")
+        )
 
     def describe(self) -> str:
         """``spent $0.0123 of the $0.0100 budget`` and/or ``sent 40 of 40 requests``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -154,6 +154,53 @@ def notice_variables(result: PageResult, model: str, fallback_model: str) -> dic
         "sections": len(written),
         "page": result.src_path,
     }
+
+
+class NoticeError(ValueError):
+    """A notice template that cannot be rendered, with why and what it may use."""
+
+
+def template_problem(template: str | None) -> str | None:
+    """Why ``template`` is not valid Jinja2 (``None``: it is, or there is none)."""
+    if template is None:
+        return None
+    from jinja2 import Environment, TemplateSyntaxError
+
+    try:
+        Environment().parse(template)
+    except TemplateSyntaxError as error:
+        return f"not a valid Jinja2 template (line {error.lineno}: {error.message})"
+    return None
+
+
+def with_notice(
+    markdown: str,
+    result: PageResult,
+    meta: Mapping[str, Any],
+    *,
+    enabled: bool,
+    position: str,
+    admonition: str | None,
+    template: str | None,
+    models: tuple[str, str],
+) -> str:
+    """``markdown`` with the page's notice, if it has one: the page's ``aigen: notice``
+    wins over ``enabled``; a page without generated text gets none. ``models``: the
+    configured model and the fallback's (``""`` without one)."""
+    stub = meta.get("aigen")
+    wanted = stub.get("notice") if isinstance(stub, Mapping) else None
+    if not (wanted if isinstance(wanted, bool) else enabled):
+        return markdown
+    if not any(s.text is not None for s in result.sections):
+        return markdown
+    from jinja2 import TemplateError
+
+    variables = notice_variables(result, *models)
+    try:
+        text = render_notice(template or DEFAULT_NOTICE, variables)
+    except TemplateError as error:
+        raise NoticeError(f"{error} (variables: {', '.join(variables)})") from None
+    return place_notice(markdown, text, position=position, admonition=admonition)
 
 
 def render_notice(template: str, variables: dict[str, Any]) -> str:

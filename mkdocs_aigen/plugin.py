@@ -512,57 +512,37 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             for s in p.result.failed
             if s.source == "capped"
         ]
-        log.error(
-            f"aigen: spending cap reached, no more requests sent: {budget.describe()}; "
-            f"{len(capped)} section(s) left as placeholders"
-            + (f" ({', '.join(capped[:5])}{', ...' if len(capped) > 5 else ''})" if capped else "")
-        )
+        log.error(f"aigen: {budget.stop_message(capped)}")
 
     def _check_notice(self, config: MkDocsConfig) -> None:
         """A broken notice template fails the build now, naming the option."""
-        template = self.config.notice.template
-        if template is None:
-            return
-        from jinja2 import Environment, TemplateSyntaxError
+        from mkdocs_aigen.notice import template_problem
 
-        try:
-            Environment().parse(template)
-        except TemplateSyntaxError as error:
+        problem = template_problem(self.config.notice.template)
+        if problem is not None:
             where = Path(config.config_file_path).name
-            raise PluginError(
-                f"aigen: {where}: 'notice.template': not a valid Jinja2 template "
-                f"(line {error.lineno}: {error.message})"
-            ) from None
+            raise PluginError(f"aigen: {where}: 'notice.template': {problem}")
 
     def _with_notice(self, markdown: str, page: Page, result: PageResult) -> str:
-        options = self.config.notice
-        stub = page.meta.get("aigen")
-        wanted = stub.get("notice") if isinstance(stub, dict) else None
-        enabled = wanted if isinstance(wanted, bool) else options.enabled
-        if not enabled or not any(s.text is not None for s in result.sections):
-            return markdown
-        from jinja2 import TemplateError as JinjaError
-
-        from mkdocs_aigen.notice import (
-            DEFAULT_NOTICE,
-            notice_variables,
-            place_notice,
-            render_notice,
-        )
+        from mkdocs_aigen.notice import NoticeError, with_notice
 
         setup = self._setup
         assert setup is not None
+        options = self.config.notice
         fallback = setup.fallback.model if setup.fallback is not None else ""
-        variables = notice_variables(result, setup.settings.model, fallback)
         try:
-            text = render_notice(options.template or DEFAULT_NOTICE, variables)
-        except JinjaError as error:
-            raise PluginError(
-                f"aigen: 'notice.template': {error} (variables: {', '.join(variables)})"
-            ) from None
-        return place_notice(
-            markdown, text, position=options.position, admonition=options.admonition
-        )
+            return with_notice(
+                markdown,
+                result,
+                page.meta,
+                enabled=options.enabled,
+                position=options.position,
+                admonition=options.admonition,
+                template=options.template,
+                models=(setup.settings.model, fallback),
+            )
+        except NoticeError as error:
+            raise PluginError(f"aigen: 'notice.template': {error}") from None
 
     def _report_page(self, result: PageResult) -> None:
         setup = self._setup
