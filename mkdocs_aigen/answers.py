@@ -18,6 +18,7 @@ The plugin, the engine and the command line all ask this module. Its rules:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -27,7 +28,8 @@ from mkdocs_aigen.jobs import Fallback
 from mkdocs_aigen.requests import ChatRequest, Completion
 from mkdocs_aigen.stats import BuildStats
 
-Source = Literal["lock", "cache", "network", "planned", "missing", "failed"]
+#: ``capped``: not sent, because the build's spending cap was reached.
+Source = Literal["lock", "cache", "network", "planned", "missing", "failed", "capped"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,15 @@ class Outcome:
     completion: Completion | None = None
     #: Written by the fallback backend (now or in an earlier build), not the configured model.
     fallback: bool = False
+    #: When the answer was first received (Unix time), if known: for the report and notice.
+    created: float | None = None
+    #: The key the answer is kept under when that is not ``request.key``: the fallback's
+    #: own request (what ``data-aigen`` and the report name, so its text never poses as
+    #: the configured model's).
+    answer_key: str | None = None
+    #: Behind a lock entry: the model's answer the cache still holds for the same request,
+    #: so the pipeline can tell a person's edit in the lock from the model's text.
+    original: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -100,11 +111,18 @@ class AnswerSources:
                 if self._planning is not None:
                     self._seen(locked[0])  # an older lock's hash: still in use
                 stats.add(request.stage, lock_hits=1)
-                return Outcome(request, "lock", locked[1])
+                # One cache read more (~6 µs): the answer's date, and whether a person
+                # edited the text in the lock.
+                behind = self.cache.get(locked[0])
+                if behind is None:
+                    return Outcome(request, "lock", locked[1])
+                return Outcome(
+                    request, "lock", locked[1], created=behind.created, original=behind.text
+                )
         cached = self.cache.get(key)
         if cached is not None:
             stats.add(request.stage, cache_hits=1)
-            return Outcome(request, "cache", cached.text)
+            return Outcome(request, "cache", cached.text, created=cached.created)
         if self.fallback is not None:
             sent = self.fallback.adapt(request)
             if self._planning is not None:
@@ -113,7 +131,14 @@ class AnswerSources:
             if cached is not None:
                 stats.add(request.stage, cache_hits=1)
                 self._used_fallback(key)
-                return Outcome(request, "cache", cached.text, fallback=True)
+                return Outcome(
+                    request,
+                    "cache",
+                    cached.text,
+                    fallback=True,
+                    created=cached.created,
+                    answer_key=sent.key,
+                )
         if self._planning is not None:
             with self._guard:
                 self.requests_planned.append(request)
@@ -148,7 +173,13 @@ class AnswerSources:
         if fallback:
             self._used_fallback(request.key)
         return Outcome(
-            request, "network", completion.text, completion=completion, fallback=fallback
+            request,
+            "network",
+            completion.text,
+            completion=completion,
+            fallback=fallback,
+            created=time.time(),
+            answer_key=sent.key if fallback else None,
         )
 
     def _seen(self, key: str) -> None:

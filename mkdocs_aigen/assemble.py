@@ -11,13 +11,20 @@ renders them: a heading shown inside code is never acted on.
 
 from __future__ import annotations
 
-import difflib
 import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mkdocs_aigen.markdown_model import closes_fence, fence_blocks, fenced_lines, headings, is_blank
+from mkdocs_aigen.markdown_model import (
+    DEEPEST_LEVEL,
+    closes_fence,
+    fence_blocks,
+    fenced_lines,
+    heading_line,
+    headings,
+    is_blank,
+)
 from mkdocs_aigen.markers import MARKER, MarkerError, find_marker, insert_block
 
 __all__ = [
@@ -32,8 +39,6 @@ __all__ = [
     "placeholder",
 ]
 
-#: HTML has headings h1 to h6 only.
-_DEEPEST_LEVEL = 6
 #: Server error text is cut to this many characters in a placeholder.
 _MAX_ERROR_CHARS = 300
 
@@ -125,7 +130,7 @@ def unwrap_markdown_fence(text: str) -> str:
 
 def _fix_headings(lines: list[str], level: int, title: str) -> list[str]:
     """Drop the opening repeat of the section heading; demote headings that would escape."""
-    demoted = "#" * min(level + 1, _DEEPEST_LEVEL)
+    demoted = "#" * min(level + 1, DEEPEST_LEVEL)
     # Headings inside a list item stay where they are: rewriting the line would lose the item.
     found = {h.line: h for h in headings(lines, close_open=True) if h.top}
     out: list[str] = []
@@ -150,7 +155,11 @@ def _fix_headings(lines: list[str], level: int, title: str) -> list[str]:
 def _same_title(text: str, title: str) -> bool:
     """Whether a heading's text is, give or take wording and markup, the section title."""
     a, b = _normalise_title(text), _normalise_title(title)
-    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
+    if a == b:
+        return True
+    import difflib  # only a reworded title pays for it; a cached build never does
+
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
 
 
 def _normalise_title(text: str) -> str:
@@ -171,21 +180,6 @@ def _collapse_blank_lines(lines: list[str]) -> list[str]:
 
 
 # Writing sections ----------------------------------------------------------------------------
-
-
-def heading_line(level: int, title: str) -> str:
-    """The Markdown heading of a section, e.g. ``"## Title"``; the one place that decides it.
-
-    Raises:
-        ValueError: ``level`` is not 1..6.
-    """
-    if not 1 <= level <= _DEEPEST_LEVEL:
-        raise ValueError(f"heading level must be 1..{_DEEPEST_LEVEL}, not {level}")
-    text = " ".join(title.split())  # a newline would end the heading
-    if text.endswith("#"):
-        # Python-Markdown strips trailing hashes as a closing sequence ("## C#" -> "C").
-        text = text[:-1] + "\\#"
-    return f"{'#' * level} {text}".rstrip()
 
 
 def placeholder(title: str, error: str) -> str:

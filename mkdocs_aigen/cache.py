@@ -12,7 +12,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,9 @@ class CachedAnswer:
     label: str = ""
     #: The site that paid for it (its ``mkdocs.yml``): ``cache prune`` leaves other sites'.
     site: str = ""
+    #: When it was stored (Unix time), as read back; ``None`` for an answer not yet stored.
+    #: Not part of equality: the same answer read back is the same answer.
+    created: float | None = field(default=None, compare=False)
 
 
 def answer_to_json(answer: CachedAnswer) -> str:
@@ -68,7 +71,14 @@ def answer_from_json(data: str) -> CachedAnswer | None:
         stage=str(record.get("stage", "")),
         label=str(record.get("label", "")),
         site=str(record.get("site", "")),
+        created=_created(record.get("created")),
     )
+
+
+def _created(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
 
 
 class RefusedPickle(OSError):

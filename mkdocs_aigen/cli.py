@@ -13,7 +13,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 
 from mkdocs_aigen.answers import AnswerSources
+from mkdocs_aigen.budget import DEFAULT_PRICES, Price, PriceError, cost, load_prices
 from mkdocs_aigen.cache import CachedAnswer, ResponseCache
 from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.engine import Engine
@@ -30,20 +31,11 @@ from mkdocs_aigen.limits import estimate_prompt_tokens
 from mkdocs_aigen.lockfile import LOCK_VERSION, LockFile
 from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, page_store_for
 from mkdocs_aigen.pipeline import PagePipeline, planned_answer
-from mkdocs_aigen.report import write_report
+from mkdocs_aigen.report import ReportContext, write_report
 from mkdocs_aigen.requests import ChatRequest
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
 from mkdocs_aigen.site import scan_site
 from mkdocs_aigen.stats import BuildStats
-
-#: US dollars per million tokens (input, output). Override with ``--prices FILE``.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-nano": (0.10, 0.40),
-}
 
 log = logging.getLogger("mkdocs_aigen.cli")
 
@@ -209,9 +201,7 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         prompt_tokens += prompt
         completion_tokens += completion
     price = prices.get(model)
-    cost = None
-    if price is not None:
-        cost = (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+    spend = None if price is None else cost(price, prompt_tokens, completion_tokens)
     pages = []
     for result in results:
         sections = [
@@ -230,7 +220,8 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         "to_generate": sum(1 for p in pages for s in p["sections"] if s["status"] == "generate"),
         "prompt_tokens": prompt_tokens,
         "completion_tokens_max": completion_tokens,
-        "estimated_cost_usd": round(cost, 4) if cost is not None else None,
+        "estimated_cost_usd": round(spend, 4) if spend is not None else None,
+        "cap": _cap_forecast(project, len(planned), prompt_tokens, completion_tokens),
         "pages": pages,
     }
     if arguments.json:
@@ -248,12 +239,45 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
     )
     print(f"requests to send: {summary['requests']} ({stages})")
     print(f"estimated tokens: {prompt_tokens} prompt + up to {completion_tokens} completion")
-    if cost is not None:
-        print(f"estimated cost: at most ${cost:.4f} with {model}")
+    if spend is not None:
+        print(f"estimated cost: at most ${spend:.4f} with {model}")
     else:
         print(f"estimated cost: no price for '{model}' (add it with --prices)")
     print("(augmentation of short answers can add requests; it depends on what the model writes)")
+    if summary["cap"] is not None:
+        print(summary["cap"]["message"])
     return 0
+
+
+def _cap_forecast(
+    project: Project, requests: int, prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any] | None:
+    """Whether the next build would reach the spending cap (``budget:``, ``max_requests:``)."""
+    cap = project.setup.cap
+    if cap is None:
+        return None
+    reasons = []
+    if cap.max_requests is not None and requests > cap.max_requests:
+        reasons.append(f"{requests} requests to send, max_requests {cap.max_requests}")
+    if cap.usd is not None and cap.price is not None:
+        # Priced as the build will (the `prices:` option included), counting every
+        # max_tokens, as the engine's cap does before each send.
+        most = cost(cap.price, prompt_tokens, completion_tokens)
+        if most > cap.usd:
+            reasons.append(f"up to ${most:.4f}, budget ${cap.usd:.4f}")
+    if reasons:
+        message = (
+            f"spending cap: the next build would reach it ({'; '.join(reasons)}): "
+            "what does not fit stays a placeholder and the build logs an error"
+        )
+    else:
+        message = "spending cap: the next build stays within it"
+    return {
+        "budget_usd": cap.usd,
+        "max_requests": cap.max_requests,
+        "would_reach": bool(reasons),
+        "message": message,
+    }
 
 
 def _status(source: str, *, fallback: bool = False) -> str:
@@ -262,24 +286,11 @@ def _status(source: str, *, fallback: bool = False) -> str:
     return {"lock": "locked", "cache": "cached", "planned": "generate"}.get(source, source)
 
 
-def _load_prices(path: Path) -> dict[str, tuple[float, float]]:
+def _load_prices(path: Path) -> dict[str, Price]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise CliError(f"--prices {path}: cannot be read ({error})") from None
-    prices: dict[str, tuple[float, float]] = {}
-    if not isinstance(data, dict):
-        raise CliError(f"--prices {path}: expected model: {{input: N, output: N}} per million")
-    for model, entry in data.items():
-        if not isinstance(entry, dict) or not all(
-            isinstance(entry.get(k), (int, float)) for k in ("input", "output")
-        ):
-            raise CliError(
-                f"--prices {path}: '{model}': expected {{input: N, output: N}} in USD per "
-                "million tokens"
-            )
-        prices[str(model)] = (float(entry["input"]), float(entry["output"]))
-    return prices
+        return load_prices(path)
+    except PriceError as error:
+        raise CliError(f"--prices {error}") from None
 
 
 # -- cache -----------------------------------------------------------------------------
@@ -499,11 +510,102 @@ def command_render(project: Project, arguments: argparse.Namespace) -> int:
         print(f"{out} is up to date ({len(files)} files)")
         return 0
     changed = write_files(out, files)
-    write_report(out.parent / "aigen-report.json", stats, results)
+    write_report(out.parent / "aigen-report.json", stats, results, ReportContext.of(setup))
     print(f"rendered {len(files)} files into {out}, {changed} changed ({stats.summary_line()})")
     for page, section in failed:
         print(f"  not generated: {page}: {' > '.join(section.path)}: {section.error}")
     return 1 if failed else 0
+
+
+# -- regenerate ------------------------------------------------------------------------
+
+
+def command_regenerate(project: Project, arguments: argparse.Namespace) -> int:
+    """Send one page's (or one section's, or one stage's) requests again, whatever the
+    lock and the cache hold; update both; print a unified diff of the generated text."""
+    from mkdocs_aigen.refresh import Refresh, RefreshError, page_uri, parse_section
+    from mkdocs_aigen.regenerate import relock, unified
+
+    setup = project.setup
+    if setup.offline_reason is not None:
+        raise CliError(f"cannot regenerate: nothing may be sent ({setup.offline_reason})")
+    try:
+        pages = [job.stub.src_path for job in project.jobs]
+        src = page_uri(arguments.page, pages, project.docs_dir, project.config_file.parent)
+        section = parse_section(arguments.section) if arguments.section else None
+    except RefreshError as error:
+        raise CliError(str(error)) from None
+    job = next(job for job in project.jobs if job.stub.src_path == src)
+    if section is not None:
+        _check_section(job, section)
+    single = replace(project, jobs=[job])
+    # Before: what the lock and the cache give now, without sending anything.
+    planner = planning_engine(single, use_cache=True)
+    try:
+        (before,) = run_pipelines(single, planner)
+    finally:
+        planner.answers.cache.close()
+    answers = setup.answer_sources(ResponseCache(setup.cache_dir, log.warning))
+    stats = BuildStats()
+    engine = Engine(
+        concurrency=setup.concurrency,
+        answers=answers,
+        stats=stats,
+        backend_factory=setup.backend_factory,
+        limiter=setup.make_limiter,
+        max_retries=setup.max_retries,
+        timeout=setup.timeout,
+    )
+    engine.budget = setup.cap.budget() if setup.cap is not None else None
+    pipeline = PagePipeline(
+        job, setup.settings, setup.prompts, stats, Refresh(src, section, arguments.stage)
+    )
+    finished = threading.Event()
+    outcome: list[Any] = [None, None]
+
+    def done(result: Any, error: BaseException | None) -> None:
+        outcome[:] = [result, error]
+        finished.set()
+
+    try:
+        engine.run(pipeline.flow(), done)
+        engine.open()
+        finished.wait()
+    finally:
+        engine.close(cancel=False)
+        answers.cache.close()
+    if outcome[1] is not None:
+        raise outcome[1]
+    after: PageResult = outcome[0]
+    if not pipeline.refreshed:
+        what = f"stage '{arguments.stage}'" if arguments.stage else "request"
+        raise CliError(f"{src}: no {what} to regenerate (is that stage configured?)")
+    stats.finished = time.monotonic()
+    diff = unified(before.block, after.block, src)
+    print(diff if diff else f"{src}: the new text is the same as before", end="")
+    if setup.lock_path is not None and not any(s.fallback for s in after.sections):
+        lock = LockFile.load(setup.lock_path)
+        updated, written = relock(
+            lock, after, pipeline.refreshed, setup.settings.model, skip=answers.fallback_keys
+        )
+        updated.write(setup.lock_path)
+        print(f"updated {len(written)} entries of {setup.lock_path.name}")
+    print(f"regenerated {src}: {stats.summary_line()}")
+    for failed in after.failed:
+        print(f"  not generated: {' > '.join(failed.path)}: {failed.error}")
+    return 1 if after.failed else 0
+
+
+def _check_section(job: PageJob, section: tuple[str, ...]) -> None:
+    from mkdocs_aigen.stubs import iter_items
+
+    paths = [path for _, path, _ in iter_items(job.stub.outline)]
+    auto = [path for item, path, _ in iter_items(job.stub.outline) if item.auto is not None]
+    # Children of a `sections: auto` item are known only once proposed.
+    if section in paths or any(section[: len(a)] == a and len(section) > len(a) for a in auto):
+        return
+    listed = "; ".join(" > ".join(path) for path in paths)
+    raise CliError(f"{job.stub.src_path}: no section '{' > '.join(section)}' (sections: {listed})")
 
 
 # -- entry point -----------------------------------------------------------------------
@@ -566,6 +668,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="send nothing, write nothing; exit 1 if the output folder is out of date",
     )
     lock.add_argument("--check", action="store_true", help="exit 1 if the lock is stale")
+    regenerate = command(
+        commands,
+        "regenerate",
+        "send a page's requests again, bypassing lock and cache; update both; print the diff",
+    )
+    regenerate.add_argument("page", help="the page, e.g. docs/guide.md or guide.md")
+    regenerate.add_argument("--section", help='only this section, e.g. "Setup > Secrets"')
+    regenerate.add_argument(
+        "--stage", choices=("section", "polish", "review"), help="only this stage's requests"
+    )
     return parser
 
 
@@ -578,6 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cache": command_cache,
         "lock": command_lock,
         "render": command_render,
+        "regenerate": command_regenerate,
     }
     try:
         project = load_project(getattr(arguments, "config_file", None))

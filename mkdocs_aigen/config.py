@@ -25,6 +25,26 @@ class ReviewConfig(base.Config):
     """Regenerate a low-scoring page's sections once, with the low criteria as feedback."""
 
 
+class NoticeConfig(base.Config):
+    """``notice:``: a short note on every page with generated sections."""
+
+    enabled = opt.Type(bool, default=False)
+    """Add the note (a page's ``aigen: notice: true/false`` wins)."""
+
+    position = opt.Choice(("top", "bottom"), default="top")
+    """Under the page's ``# Title`` (or first), or after everything else."""
+
+    admonition = opt.Optional(opt.Type(str))
+    """Render the note as an admonition of this type (``info``, ``note``...), which needs
+    the ``admonition`` Markdown extension (Material enables it in its setup guide);
+    unset: a plain paragraph."""
+
+    template = opt.Optional(opt.Type(str))
+    """Jinja2 text of the note, Markdown once rendered. Variables: ``model``, ``models``,
+    ``date`` (newest answer, YYYY-MM-DD), ``edited`` (a person edited text in the lock),
+    ``sections``, ``page``. Unset: a one-sentence default naming the model and date."""
+
+
 class AigenConfig(base.Config):
     """Options of the ``aigen`` plugin."""
 
@@ -125,7 +145,23 @@ class AigenConfig(base.Config):
     """Path of the JSON report inside ``site_dir`` (default ``aigen-report.json``)."""
 
     progress_interval = opt.Type((int, float), default=2.0)
-    """Seconds between progress lines while sections are generating."""
+    """Seconds between progress lines while sections are generating, when the log is not
+    a terminal (on a terminal a bar is redrawn in place instead)."""
+
+    budget = opt.Optional(opt.Type((int, float)))
+    """Most US dollars one build may spend, priced from the table ``plan`` uses (or
+    ``prices``). Once the next request could pass it, no more are sent: the rest become
+    placeholders and the build logs one error (so ``--strict`` fails)."""
+
+    max_requests = opt.Optional(opt.Type(int))
+    """Most requests one build may send, retries included; the same stop as ``budget``."""
+
+    prices = opt.Optional(opt.Type(str))
+    """YAML file of prices that extend or replace the built-in table, relative to
+    ``mkdocs.yml``: ``model: {input: N, output: N, cached_input: N}`` USD per 1M tokens."""
+
+    notice = opt.SubConfig(NoticeConfig)
+    """A note on pages with generated sections, see ``NoticeConfig``."""
 
     def validate(self) -> tuple[base.ConfigErrors, base.ConfigWarnings]:
         """MkDocs' own checks, with the file named, a close match suggested for an unknown

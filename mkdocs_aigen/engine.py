@@ -27,9 +27,10 @@ from mkdocs_aigen.answers import AnswerSources, Outcome
 from mkdocs_aigen.backends.base import Backend
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
 from mkdocs_aigen.scrub import scrub
-from mkdocs_aigen.stats import BuildStats
+from mkdocs_aigen.stats import Attempt, BuildStats, Hit
 
 if TYPE_CHECKING:
+    from mkdocs_aigen.budget import Budget
     from mkdocs_aigen.limits import RateLimiter
 
 
@@ -40,7 +41,15 @@ class Gather:
     flows: Sequence[Flow]
 
 
-Flow = Generator["ChatRequest | Gather", Any, Any]
+@dataclass(frozen=True)
+class Fresh:
+    """Send this request even when the lock or the cache holds an answer (``regenerate``,
+    ``AIGEN_REFRESH``); the new answer then replaces the cached one."""
+
+    request: ChatRequest
+
+
+Flow = Generator["ChatRequest | Gather | Fresh", Any, Any]
 Done = Callable[[Any, BaseException | None], None]
 
 
@@ -94,10 +103,14 @@ class Engine:
         self._gate = threading.Event()
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
+        #: Each worker's slot number, for the report's timeline.
+        self._slot = threading.local()
         self._backend: Backend | None = None
         self._backend_error: BackendError | None = None
         #: The first error that makes every further request pointless (401, unknown model).
         self.fatal: BackendError | None = None
+        #: This build's spending cap (``budget:``, ``max_requests:``), if any.
+        self.budget: Budget | None = None
 
     def begin_build(self, answers: AnswerSources, stats: BuildStats) -> None:
         """Start a build from clean state on an engine kept from the previous one.
@@ -142,9 +155,14 @@ class Engine:
                     step, lambda results, flow=flow: self._advance(flow, done, results, None)
                 )
                 return
-            outcome = self._answer_now(step)
+            if isinstance(step, Fresh):
+                request = step.request
+                outcome = self._unsendable(request)
+            else:
+                request = step
+                outcome = self._answer_now(request)
             if outcome is None:
-                self._submit(step, lambda out, flow=flow: self._advance(flow, done, out, None))
+                self._submit(request, lambda out, flow=flow: self._advance(flow, done, out, None))
                 return
             value = outcome
 
@@ -174,7 +192,17 @@ class Engine:
         """An outcome without the network, or ``None`` when the request must be sent."""
         outcome = self.answers.lookup(request, self.stats)
         if outcome is not None:
+            if outcome.source in ("cache", "lock"):
+                # For the report's timeline: one small object per hit, no lock.
+                at = time.monotonic() - self.stats.started
+                self.stats.hits.append(Hit(at, request.stage, outcome.source))
             return outcome
+        return self._unsendable(request)
+
+    def _unsendable(self, request: ChatRequest) -> Outcome | None:
+        """Why ``request`` cannot be sent (offline, a fatal error), or ``None``."""
+        if self.answers.offline_reason is not None:
+            return Outcome(request, "missing", error=self.answers.offline_reason)
         if self.fatal is not None:
             self.stats.add(request.stage, failures=1)
             return Outcome(request, "failed", error=self.fatal.message)
@@ -232,11 +260,14 @@ class Engine:
             if self._closed:
                 return
             for number in range(self._concurrency):
-                worker = threading.Thread(target=self._work, name=f"aigen-{number}", daemon=True)
+                worker = threading.Thread(
+                    target=self._work, args=(number,), name=f"aigen-{number}", daemon=True
+                )
                 worker.start()
                 self._workers.append(worker)
 
-    def _work(self) -> None:
+    def _work(self, slot: int) -> None:
+        self._slot.number = slot
         self._gate.wait()
         while True:
             _, _, job = self._queue.get()
@@ -256,6 +287,7 @@ class Engine:
 
     def _execute(self, job: _Job) -> Outcome:
         # Imported by the first request: a cached build never needs tenacity (~6 ms).
+        from mkdocs_aigen.budget import BudgetReached
         from mkdocs_aigen.limits import LimiterClosed
         from mkdocs_aigen.retry import Cancelled
 
@@ -271,6 +303,10 @@ class Engine:
             completion = self._complete(backend, sent, cancelled)
         except (Cancelled, LimiterClosed):
             return Outcome(request, "failed", error="the build was cancelled")
+        except BudgetReached as reached:
+            return Outcome(
+                request, "capped", error=f"not sent: the spending cap is reached ({reached})"
+            )
         except BackendError as error:
             self.stats.add(request.stage, failures=1)
             if error.kind == "fatal":
@@ -321,17 +357,37 @@ class Engine:
         chars = request.prompt_chars()
         limiter = self._rate_limiter()
         estimate = limiter.estimate(chars, request.max_tokens)
-        permit = limiter.acquire(estimate, prompt_chars=chars, max_tokens=request.max_tokens)
+        budget = self.budget
+        # Before the limiter: a request the cap refuses must not hold a slot or a permit.
+        reserved = budget.admit(chars, request.max_tokens) if budget is not None else 0.0
+        asked = time.monotonic()
+        try:
+            permit = limiter.acquire(estimate, prompt_chars=chars, max_tokens=request.max_tokens)
+        except BaseException:
+            if budget is not None:
+                budget.settle(reserved, 0, 0)
+            raise
         self.stats.add(request.stage, requests=1)
+        start = time.monotonic()
+        completion: Completion | None = None
         try:
             completion = backend.complete(request, self._timeout)
         except BackendError as error:
+            self._record(
+                request, asked, start, "throttled" if error.kind == "throttled" else "error"
+            )
             if error.kind == "throttled":
                 self.stats.add(request.stage, throttled=1)
                 limiter.on_throttled(permit, retry_after=error.retry_after, headers=error.headers)
             raise
         finally:
             limiter.release(permit)
+            if budget is not None and completion is None:
+                budget.settle(reserved, 0, 0)  # a failed request is not billed
+        tokens = completion.prompt_tokens + completion.completion_tokens
+        self._record(request, asked, start, "ok", tokens)
+        if budget is not None:
+            budget.settle(reserved, completion.prompt_tokens, completion.completion_tokens)
         limiter.on_success(
             permit,
             headers=completion.headers,
@@ -345,6 +401,24 @@ class Engine:
             latency=completion.latency,
         )
         return completion
+
+    def _record(
+        self, request: ChatRequest, asked: float, start: float, outcome: str, tokens: int = 0
+    ) -> None:
+        """One bar of the report's timeline, from the engine's own clock."""
+        origin = self.stats.started
+        self.stats.attempts.append(
+            Attempt(
+                slot=getattr(self._slot, "number", 0),
+                stage=request.stage,
+                label=request.label,
+                start=start - origin,
+                end=time.monotonic() - origin,
+                outcome=outcome,
+                waited=start - asked,
+                tokens=tokens,
+            )
+        )
 
     def _rate_limiter(self) -> RateLimiter:
         if self._limiter is None:

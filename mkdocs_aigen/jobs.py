@@ -106,11 +106,23 @@ class SectionResult:
     ratio: float | None = None
     #: Some of its text was written by the fallback backend, not the configured model.
     fallback: bool = False
+    #: The key its answer is kept under, when not ``key`` (the fallback's own request).
+    answer_key: str | None = None
+    #: When its newest answer was received (Unix time), if known.
+    created: float | None = None
+    #: From the lock: ``True`` when a person edited the model's text there, ``False`` when
+    #: it is the model's, ``None`` when that cannot be told (no cached answer to compare).
+    edited: bool | None = None
 
     @property
     def title(self) -> str:
         """The section's own heading."""
         return self.path[-1]
+
+    @property
+    def answer_hash(self) -> str:
+        """The request hash its text is known by: its own, or the fallback's that wrote it."""
+        return self.answer_key or self.key
 
 
 @dataclass
@@ -172,6 +184,9 @@ def page_result_to_data(result: PageResult) -> dict[str, Any]:
                 "lock_key": s.lock_key,
                 "ratio": s.ratio,
                 "fallback": s.fallback,
+                "answer_key": s.answer_key,
+                "created": s.created,
+                "edited": s.edited,
             }
             for s in result.sections
         ],
@@ -233,6 +248,9 @@ def _section(data: Any) -> SectionResult:
         lock_key=_typed(record.get("lock_key", ""), str, "sections.lock_key"),
         ratio=None if ratio is None else float(_number(ratio, "sections.ratio")),
         fallback=_typed(record.get("fallback", False), bool, "sections.fallback"),
+        answer_key=_optional(record.get("answer_key"), str, "sections.answer_key"),
+        created=_optional_number(record.get("created"), "sections.created"),
+        edited=_optional(record.get("edited"), bool, "sections.edited"),
     )
 
 
@@ -261,6 +279,10 @@ def _number(value: Any, where: str) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DataError(f"{where}: expected a number")
     return value
+
+
+def _optional_number(value: Any, where: str) -> float | None:
+    return None if value is None else float(_number(value, where))
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

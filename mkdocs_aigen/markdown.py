@@ -248,7 +248,7 @@ class ZensicalSite:
     def report(self) -> None:
         """The summary lines and the report, once every page's flow has finished (Zensical
         has no post-build event; under ``zensical serve`` this is after each rebuild)."""
-        from mkdocs_aigen.report import write_report
+        from mkdocs_aigen.report import ReportContext, write_report
         from mkdocs_aigen.siterun import build_notes
 
         stats = self.run.stats
@@ -261,7 +261,9 @@ class ZensicalSite:
         site_dir = Path(self.config.site_dir)
         report = site_dir / (self.options.report or "aigen-report.json")
         try:
-            write_report(report, stats, results)
+            budget = self.run.engine.budget
+            account = budget.account() if budget is not None else None
+            write_report(report, stats, results, ReportContext.of(self.setup, budget=account))
         except OSError as error:
             log.warning(f"aigen: cannot write the report {report}: {error}")
 

@@ -28,11 +28,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "DEEPEST_LEVEL",
     "FenceBlock",
     "Heading",
     "closes_fence",
     "fence_blocks",
     "fenced_lines",
+    "heading_line",
     "headings",
     "is_blank",
     "strict_fence_blocks",
@@ -40,6 +42,8 @@ __all__ = [
 
 #: Python-Markdown expands tabs to this width before it parses blocks.
 TAB_LENGTH = 4
+#: HTML has headings h1 to h6 only.
+DEEPEST_LEVEL = 6
 
 # pymdownx.superfences' opening line: fence, optional language, then ``{attrs}`` or options.
 _OPEN_RE = re.compile(
@@ -362,3 +366,21 @@ def _first_atx(block: list[_Row], code: set[int], top: bool) -> tuple[int, Headi
         if m:
             return k, Heading(index, 1, len(m.group("hashes")), m.group("text").strip(), top)
     return None
+
+
+# Writing -------------------------------------------------------------------------------------
+
+
+def heading_line(level: int, title: str) -> str:
+    """The Markdown heading of a section, e.g. ``"## Title"``; the one place that decides it.
+
+    Raises:
+        ValueError: ``level`` is not 1..6.
+    """
+    if not 1 <= level <= DEEPEST_LEVEL:
+        raise ValueError(f"heading level must be 1..{DEEPEST_LEVEL}, not {level}")
+    text = " ".join(title.split())  # a newline would end the heading
+    if text.endswith("#"):
+        # Python-Markdown strips trailing hashes as a closing sequence ("## C#" -> "C").
+        text = text[:-1] + "\\#"
+    return f"{'#' * level} {text}".rstrip()

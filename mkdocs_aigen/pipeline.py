@@ -24,7 +24,7 @@ from mkdocs_aigen.assemble import (
     unwrap_markdown_fence,
 )
 from mkdocs_aigen.backends.checks import unwrap_json_fence
-from mkdocs_aigen.engine import Flow, Gather
+from mkdocs_aigen.engine import Flow, Fresh, Gather
 from mkdocs_aigen.jobs import (
     Expansion,
     PageJob,
@@ -35,6 +35,7 @@ from mkdocs_aigen.jobs import (
     Stage,
 )
 from mkdocs_aigen.prompts import Prompts
+from mkdocs_aigen.refresh import Refresh
 from mkdocs_aigen.requests import ChatRequest, Message
 from mkdocs_aigen.stats import BuildStats
 from mkdocs_aigen.stubs import OutlineItem
@@ -51,9 +52,18 @@ class PagePipeline:
     """Builds the flows of one page."""
 
     def __init__(
-        self, job: PageJob, settings: Settings, prompts: Prompts, stats: BuildStats
+        self,
+        job: PageJob,
+        settings: Settings,
+        prompts: Prompts,
+        stats: BuildStats,
+        refresh: Refresh | None = None,
     ) -> None:
         self.job = job
+        #: What of this page to send again whatever the lock and cache hold.
+        self.refresh = refresh
+        #: ``(stage, path)`` of every request sent fresh because of ``refresh``.
+        self.refreshed: list[tuple[str, tuple[str, ...]]] = []
         self.settings = settings
         self.prompts = prompts
         self.stats = stats
@@ -182,9 +192,11 @@ class PagePipeline:
         result = SectionResult(
             path=path, level=level, key=request.key, target=target, lock_key=lock_key
         )
-        outcome: Outcome = yield request
+        outcome: Outcome = yield self._ask(request, path)
         result.source = outcome.source
         result.fallback = outcome.fallback
+        result.created = outcome.created
+        result.answer_key = outcome.answer_key
         if not outcome.ok:
             result.error = outcome.error
             self._finish(result)
@@ -192,13 +204,15 @@ class PagePipeline:
         text = clean_section_text(outcome.text or "", level, path[-1])
         if outcome.source != "lock":  # an author's text in the lock is taken as written
             text = drop_echoed_lines(text, request)
+        elif outcome.original is not None:
+            result.edited = self._edited(text, outcome.original, request, level, path[-1], target)
         words: int | None = None
         if outcome.source not in ("lock", "planned"):
             achieved = words = count_words(text)
             if achieved < self.settings.min_ratio * target:
                 variables.update(draft=text, achieved=achieved, target=target)
                 extend = self._request("augment", variables, _max_tokens(asked), path)
-                longer: Outcome = yield extend
+                longer: Outcome = yield self._ask(extend, path)
                 result.augmented = True
                 if longer.ok:
                     candidate = clean_section_text(longer.text or "", level, path[-1])
@@ -209,9 +223,26 @@ class PagePipeline:
                     if longer_words > achieved:
                         text, words = candidate, longer_words
                         result.fallback = result.fallback or longer.fallback
+                        result.created = longer.created or result.created
         result.text = text
         self._finish(result, words)
         return result
+
+    def _edited(
+        self,
+        locked: str,
+        original: str,
+        request: ChatRequest,
+        level: int,
+        title: str,
+        target: int,
+    ) -> bool | None:
+        """Whether the lock's text differs from what the build made of the model's answer
+        (``None``: that answer was extended, so the lock holds more than it: can't tell)."""
+        made = drop_echoed_lines(clean_section_text(original, level, title), request)
+        if count_words(made) < self.settings.min_ratio * target:
+            return None
+        return " ".join(made.split()) != " ".join(locked.split())
 
     def _finish(self, result: SectionResult, words: int | None = None) -> None:
         """Count the section in the stats; ``words``: its count, when already known."""
@@ -243,14 +274,14 @@ class PagePipeline:
         }
         schema = _outline_schema(count)
         request = self._request("expand", variables, 60 + 30 * count, path, schema, "outline")
-        outcome: Outcome = yield request
+        outcome: Outcome = yield self._ask(request, path)
         titles, problem = _parse_titles(outcome, count)
         if problem is not None and outcome.source in ("network", "cache"):
             # One retry that shows the model its mistake; cached like everything else,
             # so the outline stays the same on every rebuild.
             retry = _with_correction(request, outcome.text or "", problem)
             self.stats.page_asked(self.result, "expand")
-            outcome = yield retry
+            outcome = yield self._ask(retry, path)
             titles, problem = _parse_titles(outcome, count)
         if titles is None:
             self._finish_missing_children(count)
@@ -290,12 +321,13 @@ class PagePipeline:
         variables = {**self._page_variables(), "page_text": block}
         words = count_words(block)
         request = self._request("polish", variables, _max_tokens(words * 1.1), ())
-        outcome: Outcome = yield request
+        outcome: Outcome = yield self._ask(request, ())
         if outcome.source == "planned":
             self.result.polish_key = request.key  # what `lock --check` must find
             return block
         if not outcome.ok:
-            if outcome.error:
+            # A request the spending cap refused is said once for the build, not per page.
+            if outcome.error and outcome.source != "capped":
                 self.result.warnings.append(
                     f"{self.job.stub.src_path}: polish failed ({outcome.error}); "
                     "kept the unpolished page"
@@ -337,14 +369,22 @@ class PagePipeline:
         return {name: sum(v[name] for v in valid) / len(valid) for name in criteria}
 
     def _one_vote(self, request: ChatRequest, criteria: list[str]) -> Flow:
-        outcome: Outcome = yield request
+        outcome: Outcome = yield self._ask(request, ())
         if outcome.source == "planned":
             return dict.fromkeys(criteria, 10)
-        if outcome.source == "missing":
+        if outcome.source in ("missing", "capped"):
             return "missing"
         return _parse_scores(outcome, criteria)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _ask(self, request: ChatRequest, path: tuple[str, ...]) -> ChatRequest | Fresh:
+        """What to yield for ``request``: itself, or fresh when the author asked for it."""
+        refresh = self.refresh
+        if refresh is None or not refresh.wants(request.stage, path):
+            return request
+        self.refreshed.append((request.stage, path))
+        return Fresh(request)
 
     def _render(self, sections: list[SectionResult]) -> str:
         rendered = []

@@ -15,6 +15,7 @@ Why these hooks:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from mkdocs_aigen.lockfile import LockError
 from mkdocs_aigen.markers import MarkerError, insert_block
 from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, page_store_for, worth_keeping
 from mkdocs_aigen.prompts import TemplateError
-from mkdocs_aigen.report import write_report
+from mkdocs_aigen.report import ReportContext, write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
 from mkdocs_aigen.site import StubPage, find_stub, may_have_stub, nav_neighbours, page_jobs
 from mkdocs_aigen.stats import BuildStats
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     # Imported when a page needs generating: a fully cached build reads finished pages
     # back and never loads the engine, the pipeline or an SDK.
     from mkdocs_aigen.engine import Engine
+    from mkdocs_aigen.progress import Progress
+    from mkdocs_aigen.refresh import Refresh
 
 
 class _PluginLog(PrefixedLogger):
@@ -93,9 +96,14 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._sources: dict[str, str] = {}
         self._page_keys: dict[str, str] = {}
         self._pending: dict[str, _PendingPage] = {}
+        #: Each generated page's built URL, for the report's links.
+        self._urls: dict[str, str] = {}
+        #: Pages ``AIGEN_REFRESH`` names, to generate again whatever lock and cache hold.
+        self._refresh: dict[str, Refresh] = {}
+        self._refreshed_once = False
         self._stats = BuildStats()
-        self._last_progress = 0.0
-        self._last_progress_done = -1
+        #: This build's progress display, made with its first page to generate.
+        self._display: Progress | None = None
         #: mkdocs-macros, when it renders pages after this plugin (see ``jinja_guard``).
         self._macros: Any = None
 
@@ -119,6 +127,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         except (TemplateError, LockError) as error:
             raise PluginError(f"aigen: {error}") from None
         self._macros = self._macros_after_us(config)
+        self._check_notice(config)
         return None
 
     # Late, whatever the order in `plugins:`: pages that mkdocs-gen-files and its like
@@ -138,12 +147,15 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._pending = {}  # under `mkdocs serve`, nothing of the previous build carries over
         store = self._page_store(setup)
         site = setup.pages_identity() if store is not None else ""
+        # Under `mkdocs serve`, only the first build: every save must not pay again.
+        self._refresh = {} if self._refreshed_once else self._refresh_pages(files, config)
+        self._refreshed_once = self._serving and bool(self._refresh)
         for file in files.documentation_pages():
             text = file.content_string
             if not may_have_stub(text):
                 continue
             src_path = file.src_uri
-            if store is not None:
+            if store is not None and src_path not in self._refresh:
                 key = self._page_keys[src_path] = page_key(site, src_path, text)
                 stored = store.get(key)
                 if stored is not None:
@@ -151,6 +163,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                     self._sources[src_path] = text
                     continue
             self._find_stub(src_path, text)
+        for src_path in self._refresh:
+            if src_path not in self._stub_pages:
+                raise PluginError(f"aigen: AIGEN_REFRESH: '{src_path}' has no aigen stub")
         self._start_backend_if_needed()
         return None
 
@@ -164,7 +179,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         titles.update((src, stored.title) for src, stored in self._stored.items())
         neighbours = nav_neighbours(((page.file.src_uri, page.title) for page in nav.pages), titles)
         self._stats = BuildStats()
-        self._pending = {}
+        self._pending, self._urls = {}, {}
         for src_path, stored in self._stored.items():
             if stored.neighbours != neighbours.get(src_path, (None, None)):
                 # Its prompts name its neighbours: a page moved or renamed next to it
@@ -185,16 +200,29 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 if engine is None:
                     # Loaded with the first page to generate: stored pages need neither.
                     from mkdocs_aigen.pipeline import PagePipeline
+                    from mkdocs_aigen.progress import Progress
 
+                    self._close_display()
+                    self._display = Progress(
+                        self._stats, interval=self.config.progress_interval, log=log
+                    )
                     engine = self._engine_for(setup)
                     # Under `mkdocs serve` the engine outlives a failed build: nothing of
                     # that build (cancelled, a fatal error) may carry into this one.
                     engine.begin_build(setup.answer_sources(self._cache_for(setup)), self._stats)
-                pipeline = PagePipeline(job, setup.settings, setup.prompts, self._stats)
+                    # Each build may spend up to the cap: a fresh budget every time.
+                    engine.budget = setup.cap.budget() if setup.cap is not None else None
+                pipeline = PagePipeline(
+                    job,
+                    setup.settings,
+                    setup.prompts,
+                    self._stats,
+                    self._refresh.get(job.stub.src_path),
+                )
                 key = self._page_keys.get(job.stub.src_path)
                 done = pending.finish
                 if store is not None and key is not None:
-                    done = self._keeping(store, key, job, setup, pending)
+                    done = self._keeping(store, key, job, setup, pending, engine)
                 engine.run(pipeline.flow(), done)
         except TemplateError as error:
             if engine is not None:
@@ -228,23 +256,56 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             raise pending.error
         result = pending.result
         assert result is not None
+        self._urls[page.file.src_uri] = page.url
         self._report_page(result)
-        block = result.block
+        from mkdocs_aigen.notice import mark_sections
+
+        # Comments that on_page_content turns into ``data-aigen`` wrappers.
+        block = mark_sections(result.block, result.sections)
         macros = self._macros
         if macros is not None and macros_will_render(macros, page.file.src_uri, page.meta):
             # Model-written {{ }} and {% %} must reach the page as text, never run.
             block = shielded(block, macros_delimiters(macros))
         try:
-            return insert_block(markdown, block, page.file.src_uri)
+            markdown = insert_block(markdown, block, page.file.src_uri)
         except MarkerError as error:
             raise PluginError(f"aigen: {error}") from None
+        return self._with_notice(markdown, page, result)
+
+    def on_page_content(
+        self, html: str, *, page: Page, config: MkDocsConfig, files: Files
+    ) -> str | None:
+        """Every generated section becomes ``<div data-aigen="request hash">``."""
+        if page.file.src_uri not in self._pending:
+            return None
+        from mkdocs_aigen.notice import wrap_marked
+
+        return wrap_marked(html)
+
+    def on_post_page(self, output: str, *, page: Page, config: MkDocsConfig) -> str | None:
+        """A ``<meta name="generator">`` tag on every page with generated text."""
+        pending = self._pending.get(page.file.src_uri)
+        result = pending.result if pending is not None else None
+        if result is None or not any(s.text is not None for s in result.sections):
+            return None
+        from mkdocs_aigen.notice import generator_tag, notice_variables
+
+        setup = self._setup
+        assert setup is not None
+        # The models that wrote this page: a fallback's text never poses as the configured
+        # model's, not even in a meta tag.
+        fallback = setup.fallback.model if setup.fallback is not None else ""
+        models = notice_variables(result, setup.settings.model, fallback)["models"]
+        return generator_tag(output, ", ".join(models))
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         """One summary line, and the JSON report."""
         if not self.config.enabled or not self._pending:
             return
         self._stats.finished = time.monotonic()
+        self._close_display()
         log.info(f"aigen: {self._stats.summary_line()}")
+        self._report_cap()
         for line in self._stats.stage_lines():
             log.info(f"aigen: {line}")
         setup = self._setup
@@ -258,10 +319,17 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 again = " (after one regeneration)" if result.regenerated else ""
                 log.info(f"aigen: review {result.src_path}: {scores}{again}")
         report_path = Path(config.site_dir) / (self.config.report or "aigen-report.json")
-        write_report(report_path, self._stats, results)
+        write_report(
+            report_path,
+            self._stats,
+            results,
+            ReportContext.of(setup, self._urls, self._budget_account()),
+            Path(config.site_dir),
+        )
 
     def on_build_error(self, *, error: Exception) -> None:
         """Cancel queued work; answers already received stay in the cache."""
+        self._close_display()
         self._cancel()
 
     def on_serve(self, server: Any, *, config: MkDocsConfig, builder: Any) -> Any:
@@ -341,7 +409,12 @@ class AigenPlugin(BasePlugin[AigenConfig]):
 
     @staticmethod
     def _keeping(
-        store: PageStore, key: str, job: PageJob, setup: Setup, pending: _PendingPage
+        store: PageStore,
+        key: str,
+        job: PageJob,
+        setup: Setup,
+        pending: _PendingPage,
+        engine: Engine,
     ) -> Callable[..., None]:
         """A page's done-callback that also stores a clean result whole (online builds
         only: offline ones skip the review, and must not stand in for an online page)."""
@@ -350,7 +423,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             # ``finish`` whatever happens while storing: a page left pending would hang
             # the build in ``on_page_markdown``.
             try:
-                if error is None and isinstance(result, PageResult) and worth_keeping(result):
+                # Not a page the spending cap cut short (its polish or review was
+                # skipped without a warning): it must be finished by a later build.
+                capped = engine.budget is not None and engine.budget.reached
+                clean = isinstance(result, PageResult) and worth_keeping(result)
+                if error is None and clean and not capped:
                     neighbours = (job.nav_previous, job.nav_next)
                     sections = setup.count_sections(job.stub)
                     store.put(key, StoredPage(job.title, neighbours, sections, result, setup.site))
@@ -396,18 +473,76 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         return self._engine
 
     def _progress(self) -> None:
-        now = time.monotonic()
-        stats = self._stats
-        if now - self._last_progress < self.config.progress_interval:
+        # Called by the workers after each answer; the display decides what to show.
+        display = self._display
+        if display is not None:
+            display.update()
+
+    @staticmethod
+    def _refresh_pages(files: Files, config: MkDocsConfig) -> dict[str, Refresh]:
+        """``AIGEN_REFRESH=docs/page.md[,docs/other.md]``: pages to generate afresh."""
+        value = os.environ.get("AIGEN_REFRESH", "").strip()
+        if not value:
+            return {}
+        from mkdocs_aigen.refresh import RefreshError, refresh_from_environment
+
+        pages = [f.src_uri for f in files.documentation_pages() if may_have_stub(f.content_string)]
+        root = Path(config.config_file_path or ".").resolve().parent
+        try:
+            wanted = refresh_from_environment(value, pages, Path(config.docs_dir), root)
+        except RefreshError as error:
+            raise PluginError(f"aigen: AIGEN_REFRESH: {error}") from None
+        return {refresh.page: refresh for refresh in wanted}
+
+    def _budget_account(self) -> dict[str, Any] | None:
+        engine = self._engine
+        budget = engine.budget if engine is not None else None
+        return budget.account() if budget is not None else None
+
+    def _report_cap(self) -> None:
+        """One error line when the spending cap stopped the build (``--strict`` fails)."""
+        engine = self._engine
+        budget = engine.budget if engine is not None else None
+        if budget is None or not budget.reached:
             return
-        if stats.sections_done == self._last_progress_done:
-            return  # polish and review are still running: nothing new to say
-        self._last_progress = now
-        self._last_progress_done = stats.sections_done
-        log.info(
-            f"aigen: {stats.sections_done}/{stats.sections_total} sections "
-            f"({stats.sections_from_store} cached, {stats.sections_failed} failed)"
-        )
+        capped = [
+            f"{p.result.src_path}: '{' > '.join(s.path)}'"
+            for p in self._pending.values()
+            if p.result is not None
+            for s in p.result.failed
+            if s.source == "capped"
+        ]
+        log.error(f"aigen: {budget.stop_message(capped)}")
+
+    def _check_notice(self, config: MkDocsConfig) -> None:
+        """A broken notice template fails the build now, naming the option."""
+        from mkdocs_aigen.notice import template_problem
+
+        problem = template_problem(self.config.notice.template)
+        if problem is not None:
+            where = Path(config.config_file_path).name
+            raise PluginError(f"aigen: {where}: 'notice.template': {problem}")
+
+    def _with_notice(self, markdown: str, page: Page, result: PageResult) -> str:
+        from mkdocs_aigen.notice import NoticeError, with_notice
+
+        setup = self._setup
+        assert setup is not None
+        options = self.config.notice
+        fallback = setup.fallback.model if setup.fallback is not None else ""
+        try:
+            return with_notice(
+                markdown,
+                result,
+                page.meta,
+                enabled=options.enabled,
+                position=options.position,
+                admonition=options.admonition,
+                template=options.template,
+                models=(setup.settings.model, fallback),
+            )
+        except NoticeError as error:
+            raise PluginError(f"aigen: 'notice.template': {error}") from None
 
     def _report_page(self, result: PageResult) -> None:
         setup = self._setup
@@ -423,7 +558,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             self._cancel()
             raise PluginError(f"aigen: generation stopped: {engine.fatal.message}")
         missing = [s for s in failed if s.source == "missing"]
-        broken = [s for s in failed if s.source != "missing"]
+        # Sections the spending cap stopped: one error for the build, in on_post_build.
+        broken = [s for s in failed if s.source not in ("missing", "capped")]
         if missing:
             names = ", ".join(f"'{' > '.join(s.path)}'" for s in missing)
             log.warning(
@@ -459,6 +595,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             pending.result is not None and any(s.source == "missing" for s in pending.result.failed)
             for pending in self._pending.values()
         )
+
+    def _close_display(self) -> None:
+        display, self._display = self._display, None
+        if display is not None:
+            display.close()
 
     def _cancel(self) -> None:
         if self._engine is not None:

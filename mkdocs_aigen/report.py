@@ -1,20 +1,106 @@
-"""The JSON report written next to the built site."""
+"""The report written next to the built site: ``aigen-report.json`` and its HTML page."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from mkdocs_aigen.jobs import PageResult
+from mkdocs_aigen.jobs import PageResult, SectionResult
 from mkdocs_aigen.stats import BuildStats
 
+if TYPE_CHECKING:
+    from mkdocs_aigen.setup import Setup
 
-def write_report(path: Path, stats: BuildStats, results: Iterable[PageResult]) -> None:
-    """Per-stage counters, per-page scores, failures and warnings."""
+#: What the report calls each answer source.
+ORIGINS = {
+    "lock": "lock",
+    "cache": "cache",
+    "network": "fresh request",
+    "missing": "missing",
+    "failed": "failed",
+}
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What the report needs besides the counters: who answered and what bound the build."""
+
+    model: str = ""
+    #: The configured backend's name (``openai``, ``local``).
+    provider: str = ""
+    #: The fallback's model and backend name, for sections it wrote.
+    fallback_model: str = ""
+    fallback_provider: str = ""
+    concurrency: int = 1
+    rpm: int | None = None
+    tpm: int | None = None
+    #: Each page's built URL relative to ``site_dir`` (``guide/`` or ``guide.html``).
+    urls: Mapping[str, str] = field(default_factory=dict)
+    #: The spending cap's account (see :meth:`mkdocs_aigen.budget.Budget.account`), if any.
+    budget: Mapping[str, Any] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        setup: Setup,
+        urls: Mapping[str, str] | None = None,
+        budget: Mapping[str, Any] | None = None,
+    ) -> ReportContext:
+        """The context of a build (or a command) run with ``setup``."""
+        fallback = setup.fallback
+        return cls(
+            model=setup.settings.model,
+            provider=setup.backend_name,
+            fallback_model=fallback.model if fallback else "",
+            fallback_provider=fallback.name if fallback else "",
+            # The slots that really run at once (the embedded model runs one).
+            concurrency=min(setup.concurrency, setup.max_parallel or setup.concurrency),
+            rpm=setup.rpm,
+            tpm=setup.tpm,
+            urls=dict(urls or {}),
+            budget=budget,
+        )
+
+
+def write_report(
+    path: Path,
+    stats: BuildStats,
+    results: Iterable[PageResult],
+    context: ReportContext | None = None,
+    site_dir: Path | None = None,
+) -> None:
+    """Per-stage counters, per-page scores, failures, warnings and per-section provenance
+    as JSON at ``path``, and the same as a self-contained HTML page beside it (its links
+    lead to the pages built in ``site_dir``, by default the report's folder)."""
+    context = context or ReportContext()
+    report = report_data(stats, results, context)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    # Loaded here: writing HTML is the report's business only, never a page's.
+    from mkdocs_aigen.report_html import render_report
+
+    html_path = path.with_suffix(".html")
+    root = site_dir or path.parent
+    links = {src: _link(html_path.parent, root, url) for src, url in context.urls.items()}
+    html_path.write_text(render_report(report, links), encoding="utf-8")
+
+
+def report_data(
+    stats: BuildStats, results: Iterable[PageResult], context: ReportContext
+) -> dict[str, Any]:
+    """Everything the JSON report holds."""
     pages = {}
     for result in results:
+        sources = Counter(s.source for s in result.sections)
+        measured = [s for s in result.sections if s.ratio is not None]
         pages[result.src_path] = {
+            "url": context.urls.get(result.src_path),
             "sections": len(result.sections),
             "failed": [" > ".join(s.path) for s in result.failed],
             "augmented": [" > ".join(s.path) for s in result.sections if s.augmented],
@@ -22,7 +108,64 @@ def write_report(path: Path, stats: BuildStats, results: Iterable[PageResult]) -
             "regenerated": result.regenerated,
             "polished": result.polished is not None,
             "warnings": list(result.warnings),
+            "words": sum(_words(s) or 0 for s in measured),
+            "target_words": sum(s.target for s in measured),
+            "cache_hits": sources["cache"],
+            "lock_hits": sources["lock"],
+            "generated": sources["network"],
+            "section_details": [_section(s, context) for s in result.sections],
         }
-    report = {**stats.as_dict(), "pages": dict(sorted(pages.items()))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    attempts = sorted(stats.attempts, key=lambda a: (a.start, a.slot))
+    return {
+        **stats.as_dict(),
+        "limits": {"concurrency": context.concurrency, "rpm": context.rpm, "tpm": context.tpm},
+        "budget": dict(context.budget) if context.budget is not None else None,
+        "pages": dict(sorted(pages.items())),
+        "timeline": {
+            "requests": [{k: _rounded(v) for k, v in asdict(a).items()} for a in attempts],
+            "hits": [{k: _rounded(v) for k, v in asdict(h).items()} for h in stats.hits],
+        },
+    }
+
+
+def _section(section: SectionResult, context: ReportContext) -> dict[str, Any]:
+    fallback = section.fallback
+    origin = ORIGINS.get(section.source, section.source)
+    if section.source == "lock" and section.edited:
+        origin = "lock, edited by a person"
+    created = section.created
+    return {
+        "path": " > ".join(section.path),
+        "hash": section.answer_hash,
+        "origin": origin,
+        "date": None if created is None else _iso(created),
+        "edited": section.edited,
+        "model": context.fallback_model if fallback else context.model,
+        "provider": context.fallback_provider if fallback else context.provider,
+        "words": _words(section),
+        "target": section.target,
+        "augmented": section.augmented,
+        "error": section.error,
+    }
+
+
+def _words(section: SectionResult) -> int | None:
+    return None if section.ratio is None else round(section.ratio * max(1, section.target))
+
+
+def _iso(timestamp: float) -> str:
+    # time, not datetime: already loaded, and the report is written on every build.
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(timestamp))
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _link(html_dir: Path, site_dir: Path, url: str) -> str:
+    """``url`` (relative to the site) as seen from the report page; a directory URL gets
+    its ``index.html``, so the link works from ``file://`` too."""
+    if url == "" or url.endswith("/"):
+        url += "index.html"
+    target = os.path.normpath(os.path.join(site_dir, url))
+    return os.path.relpath(target, html_dir).replace(os.sep, "/")

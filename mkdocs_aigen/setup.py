@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mkdocs.config.defaults import MkDocsConfig
 
+from mkdocs_aigen.budget import Cap, PriceError, resolve_cap
 from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jobs import Fallback, ReviewSettings, Settings
 from mkdocs_aigen.lockfile import LockFile
@@ -69,6 +70,8 @@ class Setup:
     #: Retries per request and seconds per attempt (the command line's engines need them too).
     max_retries: int = 5
     timeout: float = 120.0
+    #: The spending cap (``budget:``, ``max_requests:``), if one is configured.
+    cap: Cap | None = None
 
     def make_limiter(self) -> RateLimiter:
         """The shared limiter; the in-process model runs one generation at a time."""
@@ -188,6 +191,16 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         extra=LOCAL_SAMPLING if local else (),
     )
     cache_dir = (root / options.cache_dir).resolve() if options.cache else None
+    try:
+        cap = resolve_cap(
+            options.budget,
+            options.max_requests,
+            (root / options.prices).resolve() if options.prices else None,
+            model,
+            free=backend_name == "local",
+        )
+    except PriceError as error:
+        raise SetupError(str(error)) from None
     identity = (
         backend_name,
         model,
@@ -221,6 +234,7 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         timeout=float(options.timeout),
         fallback=fallback,
         site=str(Path(config.config_file_path or "mkdocs.yml").resolve()),
+        cap=cap,
     )
 
 

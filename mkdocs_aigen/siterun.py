@@ -70,6 +70,8 @@ class SiteRun:
             on_progress=on_progress,
             longest_first=setup.max_parallel != 1,
         )
+        # Each run may spend up to the cap, as each build may.
+        self.engine.budget = setup.cap.budget() if setup.cap is not None else None
         self._pending: dict[str, _Pending] = {}
         self._closed = False
         #: Called once, on the thread that finishes the last page, before that page's

@@ -28,6 +28,35 @@ class StageStats:
     latency: float = 0.0
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One request as the engine sent it: the bar the report's timeline draws.
+
+    Times are seconds since the build's start (:attr:`BuildStats.started`), taken by the
+    engine itself around the backend call; ``waited`` is how long the limiter held it
+    back first (pacing, or the pause after a 429).
+    """
+
+    slot: int
+    stage: str
+    label: str
+    start: float
+    end: float
+    #: ``ok``, ``throttled`` (429) or ``error`` (anything else that failed this attempt).
+    outcome: str
+    waited: float = 0.0
+    tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Hit:
+    """An answer that needed no request (cache or lock), and when it was found."""
+
+    at: float
+    stage: str
+    source: str
+
+
 @dataclass
 class BuildStats:
     """Everything one build counted. Every method is safe to call from any thread."""
@@ -41,6 +70,10 @@ class BuildStats:
     augmented: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    #: Every request sent, in the order they ended (appends are atomic under the GIL).
+    attempts: list[Attempt] = field(default_factory=list)
+    #: Every lookup answered without a request, for the timeline's row apart.
+    hits: list[Hit] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, stage: str, **counts: float) -> None:

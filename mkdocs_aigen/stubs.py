@@ -60,6 +60,8 @@ class PageStub:
     words: int | None = None
     #: ``None`` inherits the site's ``polish`` option.
     polish: bool | None = None
+    #: ``None`` inherits the site's ``notice.enabled``.
+    notice: bool | None = None
 
 
 class StubError(Exception):
@@ -72,7 +74,7 @@ class StubError(Exception):
         self.expected = expected
 
 
-_PAGE_KEYS = ("brief", "audience", "tone", "words", "polish", "outline")
+_PAGE_KEYS = ("brief", "audience", "tone", "words", "polish", "notice", "outline")
 _ITEM_KEYS = ("title", "words", "hint", "sections")
 _AUTO = "auto"
 _WORDS_EXPECTED = f"a positive integer (1..{MAX_WORDS})"
@@ -232,6 +234,7 @@ class _StubParser:
             tone=self.optional_str(raw.get("tone"), "aigen.tone"),
             words=self.words(raw.get("words"), "aigen.words"),
             polish=self.polish(raw.get("polish")),
+            notice=self.flag(raw.get("notice"), "aigen.notice"),
             outline=self.outline(raw),
             title=(title.strip() or None) if isinstance(title, str) else None,
         )
@@ -253,6 +256,12 @@ class _StubParser:
         if value is None or isinstance(value, bool):
             return value
         raise self.fail("aigen.polish", "true or false", value)
+
+    def flag(self, value: Any, field: str) -> bool | None:
+        """An optional true/false; null means "inherit the site's"."""
+        if value is None or isinstance(value, bool):
+            return value
+        raise self.fail(field, "true or false", value)
 
     def outline(self, raw: Mapping[Any, Any]) -> tuple[OutlineItem, ...]:
         """The required, non-empty top-level item list."""
