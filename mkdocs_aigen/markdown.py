@@ -248,8 +248,8 @@ class ZensicalSite:
     def report(self) -> None:
         """The summary lines and the report, once every page's flow has finished (Zensical
         has no post-build event; under ``zensical serve`` this is after each rebuild)."""
+        from mkdocs_aigen.build_messages import build_notes
         from mkdocs_aigen.report import ReportContext, write_report
-        from mkdocs_aigen.siterun import build_notes
 
         stats = self.run.stats
         results = self.run.results()
@@ -410,7 +410,7 @@ def _user_error(error: BaseException) -> BaseException:
 
 def _say(result: Any, setup: Setup, options: AigenConfig, run: SiteRun) -> None:
     """The page's warnings, as the plugin logs them; an error stops the build."""
-    from mkdocs_aigen.siterun import page_messages
+    from mkdocs_aigen.build_messages import page_messages
 
     if run.engine.fatal is not None:
         run.engine.cancel()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from mkdocs.structure.files import Files
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
+from mkdocs_aigen.build_messages import PendingPage, fallback_note, page_messages
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jinja_guard import macros_delimiters, macros_will_render, shielded
@@ -65,19 +65,6 @@ class _PluginLog(PrefixedLogger):
 log = _PluginLog("aigen", logging.getLogger(f"mkdocs.plugins.{__name__}"))
 
 
-class _PendingPage:
-    """A page's flow result, waited for by ``on_page_markdown``."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: PageResult | None = None
-        self.error: BaseException | None = None
-
-    def finish(self, result: Any, error: BaseException | None) -> None:
-        self.result, self.error = result, error
-        self.done.set()
-
-
 class AigenPlugin(BasePlugin[AigenConfig]):
     """Generates the sections of every page that has an ``aigen`` stub."""
 
@@ -95,7 +82,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._stored: dict[str, StoredPage] = {}
         self._sources: dict[str, str] = {}
         self._page_keys: dict[str, str] = {}
-        self._pending: dict[str, _PendingPage] = {}
+        self._pending: dict[str, PendingPage] = {}
         #: Each generated page's built URL, for the report's links.
         self._urls: dict[str, str] = {}
         #: Pages ``AIGEN_REFRESH`` names, to generate again whatever lock and cache hold.
@@ -186,7 +173,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 # means new prompts, so it goes the long way.
                 self._find_stub(src_path, self._sources[src_path])
                 continue
-            pending = self._pending[src_path] = _PendingPage()
+            pending = self._pending[src_path] = PendingPage()
             self._stats.sections_total += stored.sections
             self._stats.replay(stored.result)
             pending.finish(stored.result, None)
@@ -196,7 +183,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         engine: Engine | None = None
         try:
             for job in jobs:
-                pending = self._pending[job.stub.src_path] = _PendingPage()
+                pending = self._pending[job.stub.src_path] = PendingPage()
                 if engine is None:
                     # Loaded with the first page to generate: stored pages need neither.
                     from mkdocs_aigen.pipeline import PagePipeline
@@ -311,8 +298,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         setup = self._setup
         assert setup is not None
         results = [p.result for p in self._pending.values() if p.result is not None]
-        if setup.fallback is not None:
-            self._report_fallback(setup, results)
+        note = fallback_note(setup, results)
+        if note is not None:
+            log.info(note)
         for result in sorted(results, key=lambda r: r.src_path):
             if result.scores:
                 scores = ", ".join(f"{name} {score:.1f}" for name, score in result.scores.items())
@@ -413,7 +401,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         key: str,
         job: PageJob,
         setup: Setup,
-        pending: _PendingPage,
+        pending: PendingPage,
         engine: Engine,
     ) -> Callable[..., None]:
         """A page's done-callback that also stores a clean result whole (online builds
@@ -547,48 +535,18 @@ class AigenPlugin(BasePlugin[AigenConfig]):
     def _report_page(self, result: PageResult) -> None:
         setup = self._setup
         assert setup is not None
-        for warning in result.warnings:
-            # Prefixed like the plugin's other messages, so one grep finds them all.
-            log.warning(f"aigen: {warning}")
-        failed = result.failed
-        if not failed:
-            return
         engine = self._engine
-        if engine is not None and engine.fatal is not None:
+        if result.failed and engine is not None and engine.fatal is not None:
+            for warning in result.warnings:
+                log.warning(f"aigen: {warning}")
             self._cancel()
             raise PluginError(f"aigen: generation stopped: {engine.fatal.message}")
-        missing = [s for s in failed if s.source == "missing"]
-        # Sections the spending cap stopped: one error for the build, in on_post_build.
-        broken = [s for s in failed if s.source not in ("missing", "capped")]
-        if missing:
-            names = ", ".join(f"'{' > '.join(s.path)}'" for s in missing)
-            log.warning(
-                f"aigen: {result.src_path}: {len(missing)} section(s) not generated "
-                f"({setup.offline_reason}): {names}"
-            )
-        for section in broken:
-            message = (
-                f"aigen: {result.src_path}: section '{' > '.join(section.path)}' "
-                f"failed: {section.error}"
-            )
-            if self.config.on_error == "fail":
-                self._cancel()
-                raise PluginError(message)
-            log.warning(message)
-
-    @staticmethod
-    def _report_fallback(setup: Setup, results: list[PageResult]) -> None:
-        """Say once how much of the site the fallback wrote, and what that means."""
-        fallback = setup.fallback
-        assert fallback is not None
-        sections = [s for r in results for s in r.sections if s.text is not None]
-        written = sum(1 for s in sections if s.fallback)
-        if written:
-            log.info(
-                f"aigen: {written} of {len(sections)} sections written by the fallback model "
-                f"{fallback.model} ({fallback.name}), not {setup.settings.model}: cached apart "
-                "from its answers and never locked; a build with an API key replaces them"
-            )
+        warnings, error = page_messages(result, setup, fail=self.config.on_error == "fail")
+        for warning in warnings:
+            log.warning(warning)
+        if error is not None:
+            self._cancel()
+            raise PluginError(error)
 
     def _any_missing(self) -> bool:
         return any(

@@ -9,32 +9,19 @@ a build: only the timing of the calls differs.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from mkdocs_aigen.answers import AnswerSources
+from mkdocs_aigen.build_messages import PendingPage
 from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.engine import Engine
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.pipeline import PagePipeline
 from mkdocs_aigen.setup import Setup
 from mkdocs_aigen.stats import BuildStats
-
-
-class _Pending:
-    """A page's flow result, waited for by :meth:`SiteRun.page`."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: PageResult | None = None
-        self.error: BaseException | None = None
-
-    def finish(self, result: Any, error: BaseException | None) -> None:
-        self.result, self.error = result, error
-        self.done.set()
 
 
 class SiteRun:
@@ -72,7 +59,7 @@ class SiteRun:
         )
         # Each run may spend up to the cap, as each build may.
         self.engine.budget = setup.cap.budget() if setup.cap is not None else None
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, PendingPage] = {}
         self._closed = False
         #: Called once, on the thread that finishes the last page, before that page's
         #: waiter wakes up: a front door without a post-build event reports from here.
@@ -86,7 +73,7 @@ class SiteRun:
         Answers in the lock or the cache come back at once, on this thread.
         """
         for job in self.jobs:
-            pending = self._pending[job.stub.src_path] = _Pending()
+            pending = self._pending[job.stub.src_path] = PendingPage()
             pipeline = PagePipeline(job, self.setup.settings, self.setup.prompts, self.stats)
             done = self._finishing(pending)
             try:
@@ -96,7 +83,7 @@ class SiteRun:
                 raise
         self.engine.open()
 
-    def _finishing(self, pending: _Pending) -> Callable[[Any, BaseException | None], None]:
+    def _finishing(self, pending: PendingPage) -> Callable[[Any, BaseException | None], None]:
         def done(result: Any, error: BaseException | None) -> None:
             pending.result, pending.error = result, error
             with self._count_lock:
@@ -150,54 +137,3 @@ class SiteRun:
         if self.stats.finished is None:
             self.stats.finished = time.monotonic()
         return self.results()
-
-
-def page_messages(result: PageResult, setup: Setup, *, fail: bool) -> tuple[list[str], str | None]:
-    """What a build says of one page, as the plugin says it: ``(warnings, error)``.
-
-    ``error`` stops the build: a section failed with ``on_error: fail`` (``fail``). Missing
-    sections (offline, no key) are one warning naming them all.
-    """
-    warnings = [f"aigen: {warning}" for warning in result.warnings]
-    failed = result.failed
-    missing = [s for s in failed if s.source == "missing"]
-    broken = [s for s in failed if s.source != "missing"]
-    if missing:
-        names = ", ".join(f"'{' > '.join(s.path)}'" for s in missing)
-        warnings.append(
-            f"aigen: {result.src_path}: {len(missing)} section(s) not generated "
-            f"({setup.offline_reason}): {names}"
-        )
-    for section in broken:
-        message = (
-            f"aigen: {result.src_path}: section '{' > '.join(section.path)}' "
-            f"failed: {section.error}"
-        )
-        if fail:
-            return warnings, message
-        warnings.append(message)
-    return warnings, None
-
-
-def build_notes(setup: Setup, results: Iterable[PageResult]) -> list[tuple[int, str]]:
-    """What a build says once at its end, as the plugin says it, with its logging level:
-    why sections are missing (a warning, with the fix), and how much the fallback model
-    wrote."""
-    results = list(results)
-    notes: list[tuple[int, str]] = []
-    missing = any(s.source == "missing" for r in results for s in r.failed)
-    if setup.offline_hint and missing:
-        notes.append((logging.WARNING, f"aigen: {setup.offline_hint}"))
-    fallback = setup.fallback
-    sections = [s for r in results for s in r.sections if s.text is not None]
-    written = sum(1 for s in sections if s.fallback)
-    if fallback is not None and written:
-        notes.append(
-            (
-                logging.INFO,
-                f"aigen: {written} of {len(sections)} sections written by the fallback model "
-                f"{fallback.model} ({fallback.name}), not {setup.settings.model}: cached apart "
-                "from its answers and never locked; a build with an API key replaces them",
-            )
-        )
-    return notes
