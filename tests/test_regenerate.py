@@ -3,9 +3,6 @@ what the fake server saw, with the real command line and a real lock file."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -14,7 +11,7 @@ import yaml
 from tests.conftest import Site
 from tests.fake_server import FakeOpenAI, RequestRecord, default_responder
 from tests.pages import GUIDE
-from tests.test_cli import polishing_responder
+from tests.test_cli import aigen, polishing_responder
 
 SECTIONS = 7
 SECRETS = "The config file > Secrets"
@@ -23,20 +20,6 @@ SECRETS = "The config file > Secrets"
 def _takes(body: dict[str, Any], record: RequestRecord) -> str:
     """The default answer, numbered: a regenerated section reads differently."""
     return f"Take {record.index}. {default_responder(body, record)}"
-
-
-def aigen(
-    site: Site, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    site.write_config()
-    return subprocess.run(
-        [sys.executable, "-m", "mkdocs_aigen.cli", "-f", str(site.config_file), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-        check=False,
-    )
 
 
 def _section_of(record: RequestRecord) -> str:
