@@ -39,7 +39,14 @@ from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, page_store_f
 from mkdocs_aigen.prompts import TemplateError
 from mkdocs_aigen.report import ReportContext, write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
-from mkdocs_aigen.site import StubPage, find_stub, may_have_stub, nav_neighbours, page_jobs
+from mkdocs_aigen.site import (
+    StubPage,
+    file_text,
+    find_stub,
+    may_have_stub,
+    nav_neighbours,
+    page_jobs,
+)
 from mkdocs_aigen.stats import BuildStats
 
 if TYPE_CHECKING:
@@ -138,7 +145,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._refresh = {} if self._refreshed_once else self._refresh_pages(files, config)
         self._refreshed_once = self._serving and bool(self._refresh)
         for file in files.documentation_pages():
-            text = file.content_string
+            text = file_text(file)
             if not may_have_stub(text):
                 continue
             src_path = file.src_uri
@@ -474,7 +481,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             return {}
         from mkdocs_aigen.refresh import RefreshError, refresh_from_environment
 
-        pages = [f.src_uri for f in files.documentation_pages() if may_have_stub(f.content_string)]
+        pages = [f.src_uri for f in files.documentation_pages() if may_have_stub(file_text(f))]
         root = Path(config.config_file_path or ".").resolve().parent
         try:
             wanted = refresh_from_environment(value, pages, Path(config.docs_dir), root)

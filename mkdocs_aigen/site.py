@@ -19,6 +19,7 @@ from mkdocs_aigen.markers import find_marker
 
 if TYPE_CHECKING:
     from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.structure.files import File
 
     from mkdocs_aigen.stubs import PageStub
 
@@ -126,6 +127,18 @@ class SiteScan:
     files: list[Path]
 
 
+def file_text(file: File) -> str:
+    """A documentation file's Markdown source.
+
+    MkDocs 1.6 holds it as ``content_string`` (and a generated file may exist only in
+    memory); MkDocs 1.5 has no such attribute, only the file on disk.
+    """
+    try:
+        return file.content_string
+    except AttributeError:
+        return Path(file.abs_src_path).read_text(encoding="utf-8-sig")
+
+
 def scan_site(config: MkDocsConfig, warn: Callable[[str], None]) -> SiteScan:
     """The stub pages of ``config``'s ``docs_dir`` as jobs, with their nav neighbours.
 
@@ -141,10 +154,11 @@ def scan_site(config: MkDocsConfig, warn: Callable[[str], None]) -> SiteScan:
     stub_pages: dict[str, StubPage] = {}
     sources: dict[str, str] = {}
     for file in files.documentation_pages():
-        page = find_stub(file.content_string, file.src_uri, warn)
+        text = file_text(file)
+        page = find_stub(text, file.src_uri, warn)
         if page is not None:
             stub_pages[file.src_uri] = page
-            sources[file.src_uri] = file.content_string
+            sources[file.src_uri] = text
     nav = get_navigation(files, config)
     titles = {src: page.title for src, page in stub_pages.items()}
     neighbours = nav_neighbours(((p.file.src_uri, p.title) for p in nav.pages), titles)
