@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from mkdocs_aigen.backends.body import chat_body
 from mkdocs_aigen.backends.checks import check_answer
-from mkdocs_aigen.backends.schemas import strict_subset
 from mkdocs_aigen.limits import parse_retry_after
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
 from mkdocs_aigen.scrub import remember_secret, scrub
@@ -115,27 +115,7 @@ class OpenAIBackend:
         # every named parameter against its TypedDict annotations and wrapping the raw
         # response, about 0.4 ms of CPU a request (a fifth of the request path). Auth,
         # base URL, headers, timeouts and status errors are the SDK's as before.
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-        }
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if request.json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": request.schema_name or "answer",
-                    # What every provider's strict mode accepts; check_answer checks
-                    # the rest of the request's schema on the answer.
-                    "schema": strict_subset(json.loads(request.json_schema)),
-                    "strict": True,
-                },
-            }
+        body = chat_body(request)
         options: dict[str, Any] = {
             "timeout": timeout,
             # Lets logs and test servers tell the stages apart; ignored by providers.
