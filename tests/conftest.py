@@ -30,6 +30,13 @@ from tests.fake_server import FakeOpenAI
 MISSING_DEPENDENCY = "optional dependency missing: "
 _IMPORTORSKIP = "could not import "
 
+#: Child processes (``mkdocs build``, ``zensical build``, the CLI) import the package from
+#: this checkout, whichever checkout ``pip install -e`` last pointed the environment at.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH")))
+)
+
 TEST_KEY_ENV = "AIGEN_TEST_KEY"
 TEST_KEY = "sk-test-canary-0123456789abcdef"
 
