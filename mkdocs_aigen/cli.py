@@ -460,6 +460,13 @@ def _check_lock(project: Project) -> int:
             problems.append(f"{result.src_path}: polished page: missing or stale")
     used = engine.answers.keys_seen
     unused = [e for e in lock.entries.values() if e.hash not in used]
+    # Found by what the request is made from, not its hash: the templates changed since.
+    rekey = [
+        s
+        for r in results
+        for s in r.sections
+        if s.source == "lock" and s.lock_key not in lock.entries and lock.version == LOCK_VERSION
+    ]
     for problem in problems:
         print(problem)
     if unused:
@@ -471,6 +478,12 @@ def _check_lock(project: Project) -> int:
         print(
             f"the lock was written in format {lock.version}; its entries are still used, and "
             "`mkdocs-aigen lock` rewrites it in the current format, keeping every text"
+        )
+    if rekey:
+        print(
+            f"{len(rekey)} locked section(s) were written with other templates (an upgrade or "
+            "an edited `templates_dir`); their texts are in use, and `mkdocs-aigen lock` "
+            "re-keys them, keeping every text"
         )
     print(f"the lock is up to date ({len(lock.entries)} entries)")
     return 0

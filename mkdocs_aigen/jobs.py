@@ -102,6 +102,8 @@ class SectionResult:
     #: The hash the lock file knows this section by: the request without review feedback,
     #: so a regenerated section is still found by its stub.
     lock_key: str = ""
+    #: What the lock finds it by when only the templates changed (:func:`inputs_key`).
+    lock_inputs: str = ""
     #: Achieved / target words, for answers measured in this build (not locked ones).
     ratio: float | None = None
     #: Some of its text was written by the fallback backend, not the configured model.
@@ -133,6 +135,8 @@ class Expansion:
     key: str
     titles: tuple[str, ...]
     source: str
+    #: What the lock finds it by when only the templates changed (:func:`inputs_key`).
+    inputs: str = ""
 
 
 @dataclass
@@ -144,6 +148,8 @@ class PageResult:
     expansions: list[Expansion] = field(default_factory=list)
     block: str = ""
     polish_key: str | None = None
+    #: What the lock finds the polished page by when only the templates changed.
+    polish_inputs: str = ""
     polished: str | None = None
     scores: dict[str, float] | None = None
     regenerated: bool = False
@@ -182,6 +188,7 @@ def page_result_to_data(result: PageResult) -> dict[str, Any]:
                 "source": s.source,
                 "augmented": s.augmented,
                 "lock_key": s.lock_key,
+                "lock_inputs": s.lock_inputs,
                 "ratio": s.ratio,
                 "fallback": s.fallback,
                 "answer_key": s.answer_key,
@@ -191,11 +198,18 @@ def page_result_to_data(result: PageResult) -> dict[str, Any]:
             for s in result.sections
         ],
         "expansions": [
-            {"path": list(e.path), "key": e.key, "titles": list(e.titles), "source": e.source}
+            {
+                "path": list(e.path),
+                "key": e.key,
+                "titles": list(e.titles),
+                "source": e.source,
+                "inputs": e.inputs,
+            }
             for e in result.expansions
         ],
         "block": result.block,
         "polish_key": result.polish_key,
+        "polish_inputs": result.polish_inputs,
         "polished": result.polished,
         "scores": result.scores,
         "regenerated": result.regenerated,
@@ -223,6 +237,7 @@ def page_result_from_data(data: Any) -> PageResult:
         expansions=[_expansion(item) for item in _list(record.get("expansions", []), "expansions")],
         block=_typed(record.get("block", ""), str, "block"),
         polish_key=_optional(record.get("polish_key"), str, "polish_key"),
+        polish_inputs=_typed(record.get("polish_inputs", ""), str, "polish_inputs"),
         polished=_optional(record.get("polished"), str, "polished"),
         scores=scores,
         regenerated=_typed(record.get("regenerated", False), bool, "regenerated"),
@@ -246,6 +261,7 @@ def _section(data: Any) -> SectionResult:
         source=_typed(record.get("source", ""), str, "sections.source"),
         augmented=_typed(record.get("augmented", False), bool, "sections.augmented"),
         lock_key=_typed(record.get("lock_key", ""), str, "sections.lock_key"),
+        lock_inputs=_typed(record.get("lock_inputs", ""), str, "sections.lock_inputs"),
         ratio=None if ratio is None else float(_number(ratio, "sections.ratio")),
         fallback=_typed(record.get("fallback", False), bool, "sections.fallback"),
         answer_key=_optional(record.get("answer_key"), str, "sections.answer_key"),
@@ -261,6 +277,7 @@ def _expansion(data: Any) -> Expansion:
         key=_typed(record.get("key"), str, "expansions.key"),
         titles=_strings(record.get("titles"), "expansions.titles"),
         source=_typed(record.get("source", ""), str, "expansions.source"),
+        inputs=_typed(record.get("inputs", ""), str, "expansions.inputs"),
     )
 
 

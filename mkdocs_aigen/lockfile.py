@@ -1,9 +1,11 @@
 """The lock file: generated text in a reviewable, diff-friendly YAML file.
 
-One entry per section (page, heading path, request hash, model, text), one per outline
-expansion and one per polished page. A build reads it before the cache; an entry is used
-while its hash matches the request the current stub makes, so an author's edit to a
-section's text is kept until that section's stub changes.
+One entry per section (page, heading path, request hash, inputs hash, model, text), one per
+outline expansion and one per polished page. A build reads it before the cache; an entry is
+used while its hash matches the request the current stub makes, or, when the templates
+changed (an upgrade of mkdocs-aigen, an edited ``templates_dir``), while its inputs hash
+matches what the request is made from. So an author's edit to a section's text is kept
+until that section's stub changes, and nothing but the stub decides that.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class LockEntry:
     hash: str
     text: str
     model: str = ""
+    #: :func:`inputs_key` of the request (empty in entries written before it existed).
+    inputs: str = ""
 
 
 @dataclass
@@ -55,6 +59,7 @@ class LockFile:
     entries: dict[str, LockEntry] = field(default_factory=dict)
     #: The format the file was written in (a new lock is written in the current one).
     version: int = LOCK_VERSION
+    _by_inputs: dict[str, LockEntry] | None = field(default=None, repr=False, compare=False)
 
     def answer(self, key: str) -> str | None:
         """The locked answer for a request hash."""
@@ -64,12 +69,19 @@ class LockFile:
     def answer_for(self, request: ChatRequest) -> tuple[str, str] | None:
         """``(hash, text)`` of the entry for ``request`` (the engine's first stop).
 
-        A lock written by an older version knows the request by the hash of its time: its
-        entries, and whatever a person reviewed in them, stay in use after an upgrade.
+        A lock written by an older version, or with other templates, knows the request by
+        the hash of its time: its entries, and whatever a person reviewed in them, stay in
+        use after an upgrade, found by what the request is made from.
         """
         text = self.answer(request.key)
         if text is not None:
             return request.key, text
+        if request.inputs:
+            if self._by_inputs is None:  # built on the first miss only
+                self._by_inputs = {e.inputs: e for e in self.entries.values() if e.inputs}
+            entry = self._by_inputs.get(request.inputs)
+            if entry is not None:
+                return entry.hash, entry.text
         if self.version < LOCK_VERSION:
             from mkdocs_aigen.requests import request_key  # asked only on a miss
 
@@ -121,6 +133,7 @@ class LockFile:
                         section.lock_key,
                         section.text,
                         model,
+                        section.lock_inputs,
                     )
                 )
             for expansion in result.expansions:
@@ -134,12 +147,19 @@ class LockFile:
                         expansion.key,
                         json.dumps({"titles": list(expansion.titles)}, ensure_ascii=False),
                         model,
+                        expansion.inputs,
                     )
                 )
             if result.polish_key and result.polished is not None and result.polish_key not in skip:
                 lock.add(
                     LockEntry(
-                        result.src_path, "polish", "", result.polish_key, result.polished, model
+                        result.src_path,
+                        "polish",
+                        "",
+                        result.polish_key,
+                        result.polished,
+                        model,
+                        result.polish_inputs,
                     )
                 )
         return lock
@@ -147,6 +167,7 @@ class LockFile:
     def add(self, entry: LockEntry) -> None:
         """Add or replace the entry under its hash."""
         self.entries[entry.hash] = entry
+        self._by_inputs = None
 
     def dump(self) -> str:
         """Stable YAML: pages and entries sorted, multi-line text as literal blocks."""
@@ -162,6 +183,7 @@ class LockFile:
                     {
                         "path": entry.path,
                         "hash": entry.hash,
+                        **_inputs(entry),
                         "model": entry.model,
                         "text": _Literal(entry.text),
                     }
@@ -169,11 +191,18 @@ class LockFile:
             elif entry.kind == "outline":
                 titles = json.loads(entry.text)["titles"]
                 page.setdefault("outlines", []).append(
-                    {"path": entry.path, "hash": entry.hash, "model": entry.model, "titles": titles}
+                    {
+                        "path": entry.path,
+                        "hash": entry.hash,
+                        **_inputs(entry),
+                        "model": entry.model,
+                        "titles": titles,
+                    }
                 )
             else:
                 page["polish"] = {
                     "hash": entry.hash,
+                    **_inputs(entry),
                     "model": entry.model,
                     "text": _Literal(entry.text),
                 }
@@ -206,6 +235,7 @@ def _entries(path: Path, page: str, body: Any) -> Iterable[LockEntry]:
             _str(item, "hash", where, path),
             _str(item, "text", where, path),
             str(item.get("model", "")),
+            _optional_str(item, "inputs", where, path),
         )
     for index, item in enumerate(body.get("outlines") or []):
         where = f"pages.{page}.outlines[{index}]"
@@ -219,6 +249,7 @@ def _entries(path: Path, page: str, body: Any) -> Iterable[LockEntry]:
             _str(item, "hash", where, path),
             json.dumps({"titles": titles}, ensure_ascii=False),
             str(item.get("model", "")),
+            _optional_str(item, "inputs", where, path),
         )
     polish = body.get("polish")
     if polish is not None:
@@ -230,6 +261,7 @@ def _entries(path: Path, page: str, body: Any) -> Iterable[LockEntry]:
             _str(polish, "hash", where, path),
             _str(polish, "text", where, path),
             str(polish.get("model", "")),
+            _optional_str(polish, "inputs", where, path),
         )
 
 
@@ -250,6 +282,15 @@ def _str(item: Any, key: str, where: str, path: Path) -> str:
     if not isinstance(value, str):
         raise LockError(f"lock file {path}: {where}.{key}: expected a string")
     return value
+
+
+def _optional_str(item: dict[str, Any], key: str, where: str, path: Path) -> str:
+    return _str(item, key, where, path) if key in item else ""
+
+
+def _inputs(entry: LockEntry) -> dict[str, str]:
+    """The ``inputs`` line, left out when unknown (an entry read from an older lock)."""
+    return {"inputs": entry.inputs} if entry.inputs else {}
 
 
 class _Literal(str):

@@ -45,7 +45,7 @@ from mkdocs_aigen.jobs import (
 
 #: Bump when anything that shapes a stored page changes: PageResult, StoredPage, or how
 #: sections are assembled and cleaned after they leave the answers' cache.
-PAGE_FORMAT = 4
+PAGE_FORMAT = 5  # 5: results carry the lock's inputs keys
 _SUFFIX = ".json"
 #: Pages earlier versions pickled: never read, only removed with the leftovers.
 _LEGACY_SUFFIX = ".pickle"

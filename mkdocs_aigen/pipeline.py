@@ -36,7 +36,7 @@ from mkdocs_aigen.jobs import (
 )
 from mkdocs_aigen.prompts import Prompts
 from mkdocs_aigen.refresh import Refresh
-from mkdocs_aigen.requests import ChatRequest, Message
+from mkdocs_aigen.requests import ChatRequest, Message, inputs_key
 from mkdocs_aigen.stats import BuildStats
 from mkdocs_aigen.stubs import OutlineItem
 
@@ -184,13 +184,17 @@ class PagePipeline:
             "words": asked,
         }
         request = self._request("section", variables, _max_tokens(asked), path)
-        lock_key = request.key
+        plain_request = request
         if feedback is not None:
             plain = {**variables, "feedback": None}
             plain_request = self._request("section", plain, _max_tokens(asked), path, count=False)
-            lock_key = plain_request.key
         result = SectionResult(
-            path=path, level=level, key=request.key, target=target, lock_key=lock_key
+            path=path,
+            level=level,
+            key=request.key,
+            target=target,
+            lock_key=plain_request.key,
+            lock_inputs=plain_request.inputs,
         )
         outcome: Outcome = yield self._ask(request, path)
         result.source = outcome.source
@@ -295,7 +299,9 @@ class PagePipeline:
                     source=outcome.source,
                 )
             ]
-        self.result.expansions.append(Expansion(path, request.key, titles, outcome.source))
+        self.result.expansions.append(
+            Expansion(path, request.key, titles, outcome.source, request.inputs)
+        )
         children = [
             OutlineItem(title=title, words=item.words, field=f"{item.field}.sections[{i}]")
             for i, title in enumerate(titles)
@@ -322,6 +328,7 @@ class PagePipeline:
         words = count_words(block)
         request = self._request("polish", variables, _max_tokens(words * 1.1), ())
         outcome: Outcome = yield self._ask(request, ())
+        self.result.polish_inputs = request.inputs
         if outcome.source == "planned":
             self.result.polish_key = request.key  # what `lock --check` must find
             return block
@@ -454,6 +461,8 @@ class PagePipeline:
             # of them with the first); the vote number rides in the seed.
             seed = (seed or 0) + vote
         label = f"{self.job.stub.src_path}: {' > '.join(path) or stage}"
+        schema_json = json.dumps(schema, sort_keys=True) if schema is not None else None
+        sampling = [max_tokens, self.settings.temperature, seed, schema_json, self.settings.extra]
         return ChatRequest(
             stage=stage,
             model=self.settings.model,
@@ -461,11 +470,12 @@ class PagePipeline:
             max_tokens=max(16, int(max_tokens)),
             temperature=self.settings.temperature,
             seed=seed,
-            json_schema=json.dumps(schema, sort_keys=True) if schema is not None else None,
+            json_schema=schema_json,
             schema_name=schema_name,
             extra=self.settings.extra,
             templates=self.prompts.fingerprint(),
             label=label,
+            inputs=inputs_key(stage, self.settings.model, variables, sampling),
         )
 
 

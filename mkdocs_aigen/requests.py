@@ -46,6 +46,9 @@ class ChatRequest:
     # include, a comment) still makes a new request, as it makes a new page key.
     templates: str = ""
     label: str = field(default="", compare=False)
+    #: :func:`inputs_key` of what the prompt was rendered from, without the templates'
+    #: wording: the lock finds a reviewed text by it when only the templates changed.
+    inputs: str = field(default="", compare=False)
 
     @cached_property
     def key(self) -> str:
@@ -83,6 +86,22 @@ def request_key(request: ChatRequest, *, templates: bool = True) -> str:
     if templates:
         payload["templates"] = request.templates
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def inputs_key(stage: str, model: str, variables: Mapping[str, Any], sampling: Any) -> str:
+    """Hash what a request is made from (the stub's fields, the neighbours' titles, the
+    model and sampling) but not the wording of the templates that render it.
+
+    A packaged template that changes in an upgrade, or an author's own template, changes
+    every :func:`request_key`; a lock entry that a person reviewed must survive that, and
+    this is the identity it is found by then (see :meth:`LockFile.answer_for`). Only the
+    lock uses it: the cache stays exact, so better templates do reach unlocked sections.
+    """
+    payload = {"stage": stage, "model": model, "variables": variables, "sampling": sampling}
+    canonical = json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -155,8 +155,9 @@ def test_lock_then_offline_build_from_it_is_byte_identical(
     guide = data["pages"]["guide.md"]
     assert len(guide["sections"]) == 7
     for entry in guide["sections"]:
-        assert list(entry) == ["path", "hash", "model", "text"]
+        assert list(entry) == ["path", "hash", "inputs", "model", "text"]
         assert re.fullmatch(r"[0-9a-f]{64}", entry["hash"])
+        assert re.fullmatch(r"[0-9a-f]{64}", entry["inputs"])
         assert entry["model"] == "test-model"
     secrets = next(e for e in guide["sections"] if e["path"] == "The config file > Secrets")
     assert secrets["text"].startswith("Text for The config file > Secrets.")
@@ -170,7 +171,7 @@ def test_lock_then_offline_build_from_it_is_byte_identical(
         "Next steps",
     ]
     [outline] = tour["outlines"]
-    assert list(outline) == ["path", "hash", "model", "titles"]
+    assert list(outline) == ["path", "hash", "inputs", "model", "titles"]
     assert (outline["path"], outline["titles"]) == ("Features", ["Part 1", "Part 2"])
     assert "Polished text for Why Foo." in tour["polish"]["text"]
     assert "text: |" in text  # literal blocks: a diff shows changed lines, not one long one
@@ -252,10 +253,12 @@ def test_lock_check_and_the_diff_of_one_stub_change(lsite: Site, server: FakeOpe
         for line in difflib.unified_diff(old_lines, new_lines, lineterm="", n=0)
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
     ]
-    # One hash line out, one in; the rest is the section's own text.
-    assert [line[0] for line in changed if line[1:].startswith("      hash: ")] == ["-", "+"]
+    # One hash line and one inputs line out, one of each in; the rest is the section's text.
+    for key in ("      hash: ", "      inputs: "):
+        assert [line[0] for line in changed if line[1:].startswith(key)] == ["-", "+"]
     text_line = "        Text for The config file > Secrets."
-    assert all(line[1:].startswith(("      hash: ", text_line)) for line in changed), changed
+    keys = ("      hash: ", "      inputs: ", text_line)
+    assert all(line[1:].startswith(keys) for line in changed), changed
 
 
 def test_lock_with_a_failed_section_says_so_and_exits_1(lsite: Site, server: FakeOpenAI) -> None:

@@ -13,6 +13,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import mkdocs_aigen
 from mkdocs_aigen.lockfile import LOCK_VERSION, LockEntry, LockFile
 from tests.conftest import Site
 from tests.fake_server import FakeOpenAI
@@ -91,14 +92,11 @@ def _round_trip(lock: LockFile, tmp_path: Path) -> LockFile:
 
 def _lock(page: str, path: str, model: str, text: str, titles: list[str]) -> LockFile:
     lock = LockFile()
-    lock.add(LockEntry(page, "section", path, "h1", text, model))
-    lock.add(LockEntry(page, "section", text, "h2", path, model))
-    lock.add(LockEntry(page, "polish", "", "h3", text, model))
-    lock.add(
-        LockEntry(
-            page, "outline", path, "h4", json.dumps({"titles": titles}, ensure_ascii=False), model
-        )
-    )
+    lock.add(LockEntry(page, "section", path, "h1", text, model, inputs="i1"))
+    lock.add(LockEntry(page, "section", text, "h2", path, model))  # from an older lock
+    lock.add(LockEntry(page, "polish", "", "h3", text, model, inputs="i3"))
+    titles_json = json.dumps({"titles": titles}, ensure_ascii=False)
+    lock.add(LockEntry(page, "outline", path, "h4", titles_json, model, inputs="i4"))
     return lock
 
 
@@ -221,3 +219,59 @@ def test_a_lock_written_by_the_previous_version_keeps_every_reviewed_text(
     site.build()
     assert site.html("guide.md") == html
     assert server.count() == 0
+
+
+def test_reviewed_text_survives_a_template_change_until_its_stub_changes(
+    site: Site, server: FakeOpenAI, tmp_path: Path
+) -> None:
+    """An upgrade that rewords a packaged template changes every request hash; the lock
+    still finds each reviewed text by what its request is made from, and only a stub
+    edit replaces one."""
+    site.docs.mkdir(parents=True)
+    shutil.copy(LOCK_V1 / "guide.md", site.docs / "guide.md")
+    site.plugin["lock"] = "aigen.lock"
+    assert aigen(site, "lock").returncode == 0
+    first = server.count()
+    lock_file = site.root / "aigen.lock"
+    data = yaml.safe_load(lock_file.read_text(encoding="utf-8"))
+    sections = data["pages"]["guide.md"]["sections"]
+    reviewed = next(s for s in sections if s["path"].endswith("Secrets"))
+    reviewed["text"] = REVIEWED
+    lock_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    # The same section template, reworded: what a packaged template change in an upgrade
+    # does to the request hashes (the fingerprint covers every template file).
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    packaged = Path(mkdocs_aigen.__file__).parent / "templates" / "section.j2"
+    (templates / "section.j2").write_text(
+        packaged.read_text(encoding="utf-8").replace(
+            "{% block user %}", "{% block user %}Note.", 1
+        ),
+        encoding="utf-8",
+    )
+    site.plugin["templates_dir"] = str(templates)
+    site.build()
+    assert server.count() == first  # nothing re-sent: every text came from the lock
+    assert REVIEWED in site.html("guide.md")
+    check = aigen(site, "lock", "--check")
+    assert check.returncode == 0, check.stdout
+    assert "written with other templates" in check.stdout
+
+    rewritten = aigen(site, "lock")
+    assert rewritten.returncode == 0, rewritten.stdout + rewritten.stderr
+    assert server.count() == first
+    after = yaml.safe_load(lock_file.read_text(encoding="utf-8"))["pages"]["guide.md"]["sections"]
+    assert {s["path"]: s["text"] for s in after} == {s["path"]: s["text"] for s in sections}
+    assert {s["hash"] for s in after}.isdisjoint({s["hash"] for s in sections})  # re-keyed
+    assert "written with other templates" not in aigen(site, "lock", "--check").stdout
+
+    # A stub edit is what replaces a reviewed text: only that section is asked again.
+    page = site.docs / "guide.md"
+    page.write_text(
+        page.read_text(encoding="utf-8").replace("Never put tokens", "Never store tokens"),
+        encoding="utf-8",
+    )
+    site.build()
+    assert server.count() == first + 1
+    assert REVIEWED not in site.html("guide.md")
