@@ -89,6 +89,10 @@ def request_key(request: ChatRequest, *, templates: bool = True) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+#: Values an absent template variable also has (``False`` and ``0`` say something).
+_EMPTY: tuple[Any, ...] = (None, "", [], (), {})
+
+
 def inputs_key(stage: str, model: str, variables: Mapping[str, Any], sampling: Any) -> str:
     """Hash what a request is made from (the stub's fields, the neighbours' titles, the
     model and sampling) but not the wording of the templates that render it.
@@ -98,7 +102,11 @@ def inputs_key(stage: str, model: str, variables: Mapping[str, Any], sampling: A
     this is the identity it is found by then (see :meth:`LockFile.answer_for`). Only the
     lock uses it: the cache stays exact, so better templates do reach unlocked sections.
     """
-    payload = {"stage": stage, "model": model, "variables": variables, "sampling": sampling}
+    # An empty variable says what an absent one says; leaving both out means a version that
+    # adds an optional variable (a language, sources) keeps the identity of every request
+    # that does not use it.
+    present = {name: value for name, value in variables.items() if value not in _EMPTY}
+    payload = {"stage": stage, "model": model, "variables": present, "sampling": sampling}
     canonical = json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import mkdocs_aigen
 from mkdocs_aigen.lockfile import LOCK_VERSION, LockEntry, LockFile
+from mkdocs_aigen.requests import inputs_key
 from tests.conftest import Site
 from tests.fake_server import FakeOpenAI
 from tests.test_cli import aigen
@@ -275,3 +276,17 @@ def test_reviewed_text_survives_a_template_change_until_its_stub_changes(
     site.build()
     assert server.count() == first + 1
     assert REVIEWED not in site.html("guide.md")
+
+
+def test_an_empty_new_variable_keeps_every_inputs_key() -> None:
+    """A version that adds an optional template variable (a language, sources) must not
+    orphan the lock entries of requests that leave it empty."""
+    variables = {"brief": "Configure Foo.", "has_children": False, "level": 0}
+    before = inputs_key("section", "m", variables, [100, 0.7])
+    for empty in (None, "", [], {}):
+        assert inputs_key("section", "m", {**variables, "language": empty}, [100, 0.7]) == before
+    assert inputs_key("section", "m", {**variables, "language": "fr"}, [100, 0.7]) != before
+    assert inputs_key("section", "m", {**variables, "has_children": True}, [100, 0.7]) != before
+    assert inputs_key("section", "m", {**variables, "level": 1}, [100, 0.7]) != before
+    assert inputs_key("section", "m2", variables, [100, 0.7]) != before
+    assert inputs_key("section", "m", variables, [100, 0.2]) != before
