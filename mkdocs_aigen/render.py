@@ -8,6 +8,7 @@ so a render followed by a build (or the other way round) pays for nothing twice.
 
 from __future__ import annotations
 
+import filecmp
 import re
 import shutil
 from collections.abc import Iterable, Mapping
@@ -56,26 +57,31 @@ class Difference:
     why: str
 
 
+#: What an output file holds: a rendered page's bytes, or the docs file to copy as it is
+#: (a path, so a site with large images is compared and copied without holding them).
+Content = bytes | Path
+
+
 def planned_files(
     docs_dir: Path, sources: Iterable[Path], rendered: Mapping[str, str]
-) -> dict[str, bytes]:
-    """Every output file (relative path -> bytes): the rendered stub pages, the rest as is."""
-    files: dict[str, bytes] = {}
+) -> dict[str, Content]:
+    """Every output file (relative path -> content): the rendered stub pages, the rest as is."""
+    files: dict[str, Content] = {}
     for path in sources:
         relative = path.relative_to(docs_dir).as_posix()
         text = rendered.get(relative)
-        files[relative] = text.encode("utf-8") if text is not None else path.read_bytes()
+        files[relative] = text.encode("utf-8") if text is not None else path
     return files
 
 
-def differences(out: Path, files: Mapping[str, bytes]) -> list[Difference]:
+def differences(out: Path, files: Mapping[str, Content]) -> list[Difference]:
     """What ``out`` lacks, holds in another version, or holds that a render would not write."""
     found: list[Difference] = []
     for relative, content in sorted(files.items()):
         target = out / relative
         if not target.is_file():
             found.append(Difference(relative, "missing"))
-        elif target.read_bytes() != content:
+        elif not _same(target, content):
             found.append(Difference(relative, "out of date"))
     if out.is_dir():
         for path in sorted(out.rglob("*")):
@@ -85,7 +91,14 @@ def differences(out: Path, files: Mapping[str, bytes]) -> list[Difference]:
     return found
 
 
-def write_files(out: Path, files: Mapping[str, bytes]) -> int:
+def _same(target: Path, content: Content) -> bool:
+    if isinstance(content, Path):
+        # Sizes first, then the bytes in chunks: never both files whole in memory.
+        return filecmp.cmp(target, content, shallow=False)
+    return target.stat().st_size == len(content) and target.read_bytes() == content
+
+
+def write_files(out: Path, files: Mapping[str, Content]) -> int:
     """Make ``out`` hold exactly ``files``; returns how many were written or removed."""
     changes = differences(out, files)
     for change in changes:
@@ -94,7 +107,11 @@ def write_files(out: Path, files: Mapping[str, bytes]) -> int:
             target.unlink()
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(files[change.path])
+        content = files[change.path]
+        if isinstance(content, Path):
+            shutil.copyfile(content, target)
+        else:
+            target.write_bytes(content)
     # Folders a removed page leaves empty go too, so the output mirrors docs_dir.
     if out.is_dir():
         for folder in sorted((p for p in out.rglob("*") if p.is_dir()), reverse=True):
