@@ -127,7 +127,7 @@ def project_from(config: MkDocsConfig, options: AigenConfig) -> Project:
     try:
         setup = resolve_setup(options, config, serving=False)
         setup.prompts.check()
-        scan = scan_site(config, log.warning)
+        scan = scan_site(config, log.warning, setup.lazy_grounder(log.warning))
     except (SetupError, TemplateError, LockError, StubError, MarkerError) as error:
         raise CliError(str(error)) from None
     return Project(

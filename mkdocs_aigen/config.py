@@ -107,6 +107,24 @@ class AigenConfig(base.Config):
     """Site-wide facts, glossary or style guide that every prompt carries: a path to a
     Markdown file (relative to ``mkdocs.yml``) or the text itself."""
 
+    sources = opt.Type(list, default=[])
+    """Files, globs, line ranges (``path:10-40``), snippet sections (``path:name``) or Python
+    objects (``path.py::Class.method``, ``package.module:Class``) that every page is written
+    from, relative to ``mkdocs.yml``. A page's and an outline item's ``sources`` add to these.
+    A change to a cited source regenerates exactly the sections that cite it."""
+
+    sources_root = opt.Optional(opt.Type(str))
+    """The folder no source may be read outside of (relative to ``mkdocs.yml``); unset: the
+    folder of ``mkdocs.yml``. Widen it for a monorepo whose docs live in a subfolder."""
+
+    sources_max_tokens = opt.Type(int, default=2000)
+    """Token budget for the sources of one request. Larger sources are trimmed first, with
+    one warning per file. The default leaves room in the embedded model's 4096-token context."""
+
+    cite = opt.Type(bool, default=False)
+    """Put a "Sources:" line under each grounded section, linking each file to the
+    repository when ``repo_url`` and ``edit_uri`` are set (a page's or item's ``cite`` wins)."""
+
     templates_dir = opt.Optional(opt.Type(str))
     """Folder whose Jinja2 templates replace the packaged ones of the same name."""
 

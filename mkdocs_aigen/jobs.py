@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
+    from mkdocs_aigen.grounding import Grounding
     from mkdocs_aigen.requests import ChatRequest
     from mkdocs_aigen.stubs import PageStub
 
@@ -54,6 +55,13 @@ class Settings:
     allow_html: bool = False
     #: Backend specific sampling options, part of every request (and so of its hash).
     extra: tuple[tuple[str, Any], ...] = ()
+    #: The site's ``sources`` entries as written (their files are read per build).
+    sources: tuple[str, ...] = ()
+    sources_max_tokens: int = 2000
+    #: A "Sources:" line under each grounded section (a page or item ``cite`` wins).
+    cite: bool = False
+    #: Where a cited file is linked: this URL followed by its path; ``None``: named only.
+    source_link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ class PageJob:
     title: str
     nav_previous: str | None = None
     nav_next: str | None = None
+    #: The page's resolved ``sources`` (``None``: nothing on it cites a source).
+    grounding: Grounding | None = None
 
 
 @dataclass
@@ -115,6 +125,11 @@ class SectionResult:
     #: From the lock: ``True`` when a person edited the model's text there, ``False`` when
     #: it is the model's, ``None`` when that cannot be told (no cached answer to compare).
     edited: bool | None = None
+    #: ``(label, digest)`` of every source it was written from (the lock and report show
+    #: them, and ``lock --check`` names the one that changed).
+    sources: tuple[tuple[str, str], ...] = ()
+    #: A "Sources:" line goes under it (rendered into the page's block, not stored).
+    cite: bool = False
 
     @property
     def title(self) -> str:
@@ -194,6 +209,7 @@ def page_result_to_data(result: PageResult) -> dict[str, Any]:
                 "answer_key": s.answer_key,
                 "created": s.created,
                 "edited": s.edited,
+                "sources": [list(pair) for pair in s.sources],
             }
             for s in result.sections
         ],
@@ -267,6 +283,9 @@ def _section(data: Any) -> SectionResult:
         answer_key=_optional(record.get("answer_key"), str, "sections.answer_key"),
         created=_optional_number(record.get("created"), "sections.created"),
         edited=_optional(record.get("edited"), bool, "sections.edited"),
+        sources=tuple(
+            _pair(pair, "sections.sources") for pair in _list(record.get("sources", []), "sources")
+        ),
     )
 
 
@@ -308,6 +327,13 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
 
 def _list(value: Any, where: str) -> list[Any]:
     return _typed(value, list, where)
+
+
+def _pair(value: Any, where: str) -> tuple[str, str]:
+    items = _strings(value, where)
+    if len(items) != 2:
+        raise DataError(f"{where}: expected [label, digest]")
+    return items[0], items[1]
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

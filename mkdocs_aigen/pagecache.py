@@ -45,7 +45,7 @@ from mkdocs_aigen.jobs import (
 
 #: Bump when anything that shapes a stored page changes: PageResult, StoredPage, or how
 #: sections are assembled and cleaned after they leave the answers' cache.
-PAGE_FORMAT = 5  # 5: results carry the lock's inputs keys
+PAGE_FORMAT = 6  # 6: pages record the source files they were written from
 _SUFFIX = ".json"
 #: Pages earlier versions pickled: never read, only removed with the leftovers.
 _LEGACY_SUFFIX = ".pickle"
@@ -66,6 +66,10 @@ class StoredPage:
     result: PageResult
     #: The site that wrote it (its ``mkdocs.yml``): ``cache prune`` leaves other sites'.
     site: str = ""
+    #: ``(path, digest)`` of each source file it was written from, and what each glob of
+    #: its sources matched: it is used only while all of them are unchanged.
+    files: tuple[tuple[str, str], ...] = ()
+    globs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def page_to_data(page: StoredPage) -> dict[str, Any]:
@@ -76,6 +80,8 @@ def page_to_data(page: StoredPage) -> dict[str, Any]:
         "sections": page.sections,
         "result": page_result_to_data(page.result),
         "site": page.site,
+        "files": [list(pair) for pair in page.files],
+        "globs": [[pattern, list(found)] for pattern, found in page.globs],
     }
 
 
@@ -98,7 +104,29 @@ def page_from_data(data: Any) -> StoredPage:
     if not isinstance(site, str):
         raise DataError("site: expected str")
     result = page_result_from_data(data.get("result"))
-    return StoredPage(title, (neighbours[0], neighbours[1]), sections, result, site)
+    files = data.get("files", [])
+    globs = data.get("globs", [])
+    if not _pairs(files, str) or not _pairs(globs, list):
+        raise DataError("files, globs: expected [path, digest] and [pattern, matches] pairs")
+    return StoredPage(
+        title,
+        (neighbours[0], neighbours[1]),
+        sections,
+        result,
+        site,
+        tuple((path, digest) for path, digest in files),
+        tuple((pattern, tuple(str(m) for m in found)) for pattern, found in globs),
+    )
+
+
+def _pairs(value: Any, second: type) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(pair, list)
+        and len(pair) == 2
+        and isinstance(pair[0], str)
+        and isinstance(pair[1], second)
+        for pair in value
+    )
 
 
 def site_identity(settings: Settings, templates: str, fallback: object = None) -> str:

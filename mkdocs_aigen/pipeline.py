@@ -70,6 +70,8 @@ class PagePipeline:
         self.result = PageResult(job.stub.src_path)
         self.polish = job.stub.polish if job.stub.polish is not None else settings.polish
         self._plain_outline: str | None = None
+        #: Proposed children (``sections: auto``) are written from their parent's sources.
+        self._parents: dict[str, OutlineItem] = {}
 
     # -- the page -------------------------------------------------------------------------
 
@@ -182,6 +184,7 @@ class PagePipeline:
             "hint": item.hint,
             "feedback": feedback,
             "words": asked,
+            "section_sources": self._item_sources(item) or None,
         }
         request = self._request("section", variables, _max_tokens(asked), path)
         plain_request = request
@@ -195,6 +198,8 @@ class PagePipeline:
             target=target,
             lock_key=plain_request.key,
             lock_inputs=plain_request.inputs,
+            sources=self._provenance(item),
+            cite=self._cites(item),
         )
         outcome: Outcome = yield self._ask(request, path)
         result.source = outcome.source
@@ -275,6 +280,7 @@ class PagePipeline:
             "section_path": list(path),
             "count": count,
             "hint": item.hint,
+            "section_sources": self._item_sources(item) or None,
         }
         schema = _outline_schema(count)
         request = self._request("expand", variables, 60 + 30 * count, path, schema, "outline")
@@ -306,6 +312,8 @@ class PagePipeline:
             OutlineItem(title=title, words=item.words, field=f"{item.field}.sections[{i}]")
             for i, title in enumerate(titles)
         ]
+        for child in children:
+            self._parents[child.field] = self._parents.get(item.field, item)
         outline = self._outline_text(expanded={path: titles})
         nested = yield from self._children(children, path, level, feedback, outline)
         return nested
@@ -400,11 +408,45 @@ class PagePipeline:
                 body = placeholder(" > ".join(section.path), section.error or "unknown error")
             else:
                 body = sanitize_markdown(section.text, self.settings.allow_html)
+                if section.sources and section.cite:
+                    body += "\n\n" + self._cite_line(section)
             rendered.append(RenderedSection(section.level, section.title, body))
         return render_sections(rendered)
 
+    # -- sources --------------------------------------------------------------------------
+
+    def _owner(self, item: OutlineItem) -> OutlineItem:
+        """The item whose ``sources`` and ``cite`` apply (a proposed child's parent)."""
+        return self._parents.get(item.field, item)
+
+    def _item_sources(self, item: OutlineItem) -> tuple[Any, ...]:
+        grounding = self.job.grounding
+        return grounding.for_item(self._owner(item).field) if grounding is not None else ()
+
+    def _provenance(self, item: OutlineItem) -> tuple[tuple[str, str], ...]:
+        grounding = self.job.grounding
+        if grounding is None:
+            return ()
+        texts = (*grounding.page, *grounding.for_item(self._owner(item).field))
+        return tuple(dict.fromkeys((t.label, t.digest) for t in texts))
+
+    def _cites(self, item: OutlineItem) -> bool:
+        """Whether a "Sources:" line goes under the item: its own ``cite``, else the
+        page's, else the site's."""
+        choices = (self._owner(item).cite, self.job.stub.cite)
+        return next((c for c in choices if c is not None), self.settings.cite)
+
+    def _cite_line(self, section: SectionResult) -> str:
+        from mkdocs_aigen.citations import cite_line
+
+        grounding = self.job.grounding
+        assert grounding is not None
+        texts = {t.label: t for t in (*grounding.page, *grounding.all_items())}
+        return cite_line([texts[label] for label, _ in section.sources], self.settings.source_link)
+
     def _page_variables(self) -> dict[str, Any]:
         stub = self.job.stub
+        grounding = self.job.grounding
         return {
             "site_name": self.settings.site_name,
             "site_context": self.settings.site_context,
@@ -414,6 +456,9 @@ class PagePipeline:
             "brief": stub.brief,
             "audience": stub.audience,
             "tone": stub.tone,
+            # None, not False or (): a page without sources keeps its inputs key.
+            "page_sources": grounding.page or None if grounding is not None else None,
+            "grounded": True if grounding is not None else None,
         }
 
     def _outline_text(self, expanded: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> str:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     # Imported when a page needs generating: a fully cached build reads finished pages
     # back and never loads the engine, the pipeline or an SDK.
     from mkdocs_aigen.engine import Engine
+    from mkdocs_aigen.grounding import Grounder
     from mkdocs_aigen.progress import Progress
     from mkdocs_aigen.refresh import Refresh
 
@@ -100,6 +101,13 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._display: Progress | None = None
         #: mkdocs-macros, when it renders pages after this plugin (see ``jinja_guard``).
         self._macros: Any = None
+        #: This build's reader of ``sources`` (see ``_build_grounder``).
+        self._grounder: Grounder | None = None
+        #: ``mkdocs serve``'s server, and the source files it watches already.
+        self._server: Any = None
+        self._watched: set[str] = set()
+        #: ``mkdocs.yml``'s name, for messages about its options.
+        self._config_name = "mkdocs.yml"
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -111,6 +119,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         """Resolve options, paths and the backend; check templates and the lock early."""
         if not self.config.enabled:
             return None
+        self._config_name = Path(config.config_file_path or "mkdocs.yml").name
         try:
             self._setup = resolve_setup(self.config, config, serving=self._serving)
             self._setup.prompts.check()
@@ -139,6 +148,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         assert setup is not None
         self._stub_pages, self._stored, self._sources, self._page_keys = {}, {}, {}, {}
         self._pending = {}  # under `mkdocs serve`, nothing of the previous build carries over
+        self._grounder = None  # every source file is read again, once, each build
         store = self._page_store(setup)
         site = setup.pages_identity() if store is not None else ""
         # Under `mkdocs serve`, only the first build: every save must not pay again.
@@ -152,7 +162,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             if store is not None and src_path not in self._refresh:
                 key = self._page_keys[src_path] = page_key(site, src_path, text)
                 stored = store.get(key)
-                if stored is not None:
+                if stored is not None and self._sources_unchanged(stored):
                     self._stored[src_path] = stored
                     self._sources[src_path] = text
                     continue
@@ -294,6 +304,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         """One summary line, and the JSON report."""
+        self._watch_sources()
         if not self.config.enabled or not self._pending:
             return
         self._stats.finished = time.monotonic()
@@ -328,13 +339,27 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._cancel()
 
     def on_serve(self, server: Any, *, config: MkDocsConfig, builder: Any) -> Any:
-        """Rebuild when the lock file or the context file changes, not only the docs."""
+        """Rebuild when the lock file, the context file or a cited source changes, not
+        only the docs. A rebuild then asks again only for the sections citing the change:
+        every other request is the same, and answered from the cache."""
         setup = self._setup
         if setup is not None:
             for path in (setup.lock_path, setup.context_path):
                 if path is not None and path.exists():
                     server.watch(str(path))
+        self._server = server
+        self._watch_sources()
         return server
+
+    def _watch_sources(self) -> None:
+        """Watch every source file read so far (the first build's, and any a later build
+        cites for the first time)."""
+        if self._server is None or self._grounder is None:
+            return
+        for path in self._grounder.library.files_read:
+            if str(path) not in self._watched:
+                self._watched.add(str(path))
+                self._server.watch(str(path))
 
     def on_shutdown(self) -> None:
         """End of ``build`` or ``serve``: stop the pool and close the cache."""
@@ -388,7 +413,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             log.warning(message)
 
         try:
-            page = find_stub(text, src_path, warn)
+            page = find_stub(text, src_path, warn, self._build_grounder)
         except (StubError, MarkerError) as error:
             raise PluginError(f"aigen: {error}") from None
         if page is not None:
@@ -397,6 +422,23 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             # Never stored whole: a stored page is not parsed again, and its warning (which
             # fails a `--strict` build) must come back every time.
             self._page_keys.pop(src_path, None)
+
+    def _build_grounder(self) -> Grounder:
+        """This build's :class:`~mkdocs_aigen.grounding.Grounder`, made on first use: a
+        site whose stubs cite nothing never loads it."""
+        if self._grounder is None:
+            assert self._setup is not None
+            try:
+                self._grounder = self._setup.grounder(log.warning)
+            except SetupError as error:
+                raise PluginError(f"aigen: {self._config_name}: {error}") from None
+        return self._grounder
+
+    def _sources_unchanged(self, stored: StoredPage) -> bool:
+        """Whether every source file a stored page was written from is as it was."""
+        if not stored.files and not stored.globs:
+            return True
+        return self._build_grounder().fresh(stored.files, stored.globs)
 
     @staticmethod
     def _page_store(setup: Setup) -> PageStore | None:
@@ -425,7 +467,13 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 if error is None and clean and not capped:
                     neighbours = (job.nav_previous, job.nav_next)
                     sections = setup.count_sections(job.stub)
-                    store.put(key, StoredPage(job.title, neighbours, sections, result, setup.site))
+                    grounding = job.grounding
+                    files = grounding.files if grounding is not None else ()
+                    globs = grounding.globs if grounding is not None else ()
+                    page = StoredPage(
+                        job.title, neighbours, sections, result, setup.site, files, globs
+                    )
+                    store.put(key, page)
             finally:
                 pending.finish(result, error)
 

@@ -146,6 +146,7 @@ def _section(section: SectionResult, context: ReportContext) -> dict[str, Any]:
         "target": section.target,
         "augmented": section.augmented,
         "error": section.error,
+        "sources": [{"label": label, "sha256": digest} for label, digest in section.sources],
     }
 
 

@@ -177,6 +177,16 @@ def _pages(pages: Mapping[str, Mapping[str, Any]], links: Mapping[str, str]) -> 
     return f'<table class="pages">{head}{"".join(rows)}</table>{details}'
 
 
+def _sources_cell(sources: list[Mapping[str, Any]]) -> str:
+    """Each cited source with the start of its hash; a dash for an ungrounded section."""
+    if not sources:
+        return "–"
+    return "<br>".join(
+        f"{escape(str(s.get('label', '')))} <code>{escape(str(s.get('sha256', ''))[:8])}</code>"
+        for s in sources
+    )
+
+
 def _section_details(src: str, page: Mapping[str, Any]) -> str:
     sections = page.get("section_details", [])
     if not sections:
@@ -191,11 +201,12 @@ def _section_details(src: str, page: Mapping[str, Any]) -> str:
             f"<td>{escape(str(section.get('provider', '')))}</td>"
             f"<td>{'–' if words is None else words} / {section.get('target', 0)}</td>"
             f"<td>{escape(str(section.get('date') or '–'))}</td>"
-            f"<td><code>{escape(str(section.get('hash', ''))[:12])}</code></td></tr>"
+            f"<td><code>{escape(str(section.get('hash', ''))[:12])}</code></td>"
+            f"<td>{_sources_cell(section.get('sources') or [])}</td></tr>"
         )
     return (
         f"<details><summary>{escape(src)}: sections</summary><table>"
         "<tr><th>section</th><th>origin</th><th>model</th><th>provider</th>"
-        "<th>words / target</th><th>answer date</th><th>request hash</th></tr>"
+        "<th>words / target</th><th>answer date</th><th>request hash</th><th>sources</th></tr>"
         f"{''.join(rows)}</table></details>"
     )

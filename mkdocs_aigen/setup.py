@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mkdocs_aigen.answers import AnswerSources
     from mkdocs_aigen.backends.base import Backend
     from mkdocs_aigen.cache import ResponseCache
+    from mkdocs_aigen.grounding import Grounder
     from mkdocs_aigen.limits import RateLimiter
     from mkdocs_aigen.requests import ChatRequest
     from mkdocs_aigen.stubs import PageStub
@@ -72,6 +73,39 @@ class Setup:
     timeout: float = 120.0
     #: The spending cap (``budget:``, ``max_requests:``), if one is configured.
     cap: Cap | None = None
+    #: The folder of ``mkdocs.yml``: sources are relative to it.
+    root: Path = field(default_factory=Path)
+    #: The folder no source is read outside of (``sources_root``).
+    sources_root: Path | None = None
+
+    def lazy_grounder(self, warn: Callable[[str], None]) -> Callable[[], Grounder]:
+        """:meth:`grounder`, made on the first call and then the same one."""
+        made: list[Grounder] = []
+
+        def get() -> Grounder:
+            if not made:
+                made.append(self.grounder(warn))
+            return made[0]
+
+        return get
+
+    def grounder(self, warn: Callable[[str], None]) -> Grounder:
+        """A fresh :class:`~mkdocs_aigen.grounding.Grounder` for one build: every file is
+        read again, once. Raises :class:`SetupError` for a bad site-wide source."""
+        from mkdocs_aigen.grounding import Grounder, GroundingError
+        from mkdocs_aigen.sources import SourceError, SourceLibrary, parse_source
+
+        specs = []
+        for index, raw in enumerate(self.settings.sources):
+            try:
+                specs.append(parse_source(raw))
+            except SourceError as error:
+                raise SetupError(f"'sources[{index}]': {error}") from None
+        library = SourceLibrary(self.root, self.sources_root)
+        try:
+            return Grounder(library, specs, self.settings.sources_max_tokens, warn)
+        except GroundingError as error:
+            raise SetupError(str(error)) from None
 
     def make_limiter(self) -> RateLimiter:
         """The shared limiter; the in-process model runs one generation at a time."""
@@ -189,7 +223,23 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         review=review,
         allow_html=options.allow_html,
         extra=LOCAL_SAMPLING if local else (),
+        sources=_site_sources(options.sources),
+        sources_max_tokens=options.sources_max_tokens,
+        cite=options.cite,
+        source_link=source_link(config),
     )
+    sources_root = None
+    if options.sources_root:
+        sources_root = (root / options.sources_root).resolve()
+        if not sources_root.is_dir() or not root.is_relative_to(sources_root):
+            raise SetupError(
+                f"'sources_root': expected a folder that contains {root}, "
+                f"found {options.sources_root!r}"
+            )
+    if options.sources_max_tokens < 100:
+        raise SetupError(
+            f"'sources_max_tokens' must be at least 100, found {options.sources_max_tokens}"
+        )
     cache_dir = (root / options.cache_dir).resolve() if options.cache else None
     try:
         cap = resolve_cap(
@@ -235,7 +285,41 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         fallback=fallback,
         site=str(Path(config.config_file_path or "mkdocs.yml").resolve()),
         cap=cap,
+        root=root,
+        sources_root=sources_root,
     )
+
+
+def _site_sources(value: list[Any]) -> tuple[str, ...]:
+    """The site's ``sources`` entries as the identity of every page (strings, or the
+    ``{source, code}`` mapping written canonically)."""
+    import json
+
+    return tuple(v if isinstance(v, str) else json.dumps(v, sort_keys=True) for v in value)
+
+
+def source_link(config: MkDocsConfig) -> str | None:
+    """The URL a cited file's project-relative path is appended to, from MkDocs' own
+    ``repo_url`` and ``edit_uri``; ``None`` when the site names no repository.
+
+    ``edit_uri`` points at the docs folder for editing (``edit/main/docs/``); a source
+    file is viewed from the repository's root (``blob/main/``).
+    """
+    repo_url = config.repo_url
+    edit_uri = config.edit_uri
+    if not repo_url or not edit_uri:
+        return None
+    if "://" in edit_uri:  # an absolute edit_uri is the whole URL
+        repo_url, edit_uri = edit_uri, ""
+    root = Path(config.config_file_path or ".").resolve().parent
+    docs = Path(config.docs_dir).resolve()
+    docs_part = docs.relative_to(root).as_posix() if docs.is_relative_to(root) else ""
+    path = edit_uri.strip("/")
+    if docs_part and path.endswith(docs_part):
+        path = path[: -len(docs_part)].strip("/")
+    # GitHub's and GitLab's edit views have a read-only twin at the same place.
+    path = path.replace("edit/", "blob/", 1) if path.startswith(("edit/", "-/edit/")) else path
+    return f"{repo_url.rstrip('/')}/{path}/" if path else f"{repo_url.rstrip('/')}/"
 
 
 def environment_flag(name: str) -> bool:

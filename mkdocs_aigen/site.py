@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mkdocs.config.defaults import MkDocsConfig
     from mkdocs.structure.files import File
 
+    from mkdocs_aigen.grounding import Grounder, Grounding
     from mkdocs_aigen.stubs import PageStub
 
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
@@ -33,6 +34,7 @@ class StubPage:
     src_path: str
     stub: PageStub
     title: str
+    grounding: Grounding | None = None
 
 
 def may_have_stub(text: str) -> bool:
@@ -41,12 +43,21 @@ def may_have_stub(text: str) -> bool:
     return "aigen" in text
 
 
-def find_stub(text: str, src_path: str, warn: Callable[[str], None]) -> StubPage | None:
-    """Parse one page's source; ``None`` for pages without a stub (the vast majority)."""
+def find_stub(
+    text: str,
+    src_path: str,
+    warn: Callable[[str], None],
+    grounder: Callable[[], Grounder] | None = None,
+) -> StubPage | None:
+    """Parse one page's source; ``None`` for pages without a stub (the vast majority).
+
+    ``grounder`` gives the build's :class:`~mkdocs_aigen.grounding.Grounder`, which reads
+    the page's ``sources`` (a bad one raises :class:`~mkdocs_aigen.stubs.StubError`).
+    """
     if not may_have_stub(text):
         return None
     # Imported here: a rebuild that finds every page in the page store parses no stub.
-    from mkdocs_aigen.stubs import parse_stub, read_front_matter
+    from mkdocs_aigen.stubs import StubError, parse_stub, read_front_matter
 
     body, meta = mkdocs_meta.get_data(text)
     if "aigen" not in meta:
@@ -61,7 +72,14 @@ def find_stub(text: str, src_path: str, warn: Callable[[str], None]) -> StubPage
     # A marker written twice is an error before any request; its line numbers count the
     # front matter too, as an editor does.
     find_marker(body, src_path, line_offset=text.count("\n") - body.count("\n"))
-    return StubPage(src_path, stub, page_title(stub, body, src_path))
+    grounding = None
+    if grounder is not None:
+
+        def fail(field: str, expected: str) -> Exception:
+            return StubError(src_path, field, expected)
+
+        grounding = grounder().ground(stub, fail)
+    return StubPage(src_path, stub, page_title(stub, body, src_path), grounding)
 
 
 def page_title(stub: PageStub, body: str, src_path: str) -> str:
@@ -112,7 +130,7 @@ def page_jobs(
     jobs = []
     for page in stub_pages:
         previous, following = neighbours.get(page.src_path, (None, None))
-        jobs.append(PageJob(page.stub, page.title, previous, following))
+        jobs.append(PageJob(page.stub, page.title, previous, following, page.grounding))
     return jobs
 
 
@@ -139,7 +157,11 @@ def file_text(file: File) -> str:
         return Path(file.abs_src_path).read_text(encoding="utf-8-sig")
 
 
-def scan_site(config: MkDocsConfig, warn: Callable[[str], None]) -> SiteScan:
+def scan_site(
+    config: MkDocsConfig,
+    warn: Callable[[str], None],
+    grounder: Callable[[], Grounder] | None = None,
+) -> SiteScan:
     """The stub pages of ``config``'s ``docs_dir`` as jobs, with their nav neighbours.
 
     The command line and the Markdown extension (for Zensical) both start here, so they
@@ -155,7 +177,7 @@ def scan_site(config: MkDocsConfig, warn: Callable[[str], None]) -> SiteScan:
     sources: dict[str, str] = {}
     for file in files.documentation_pages():
         text = file_text(file)
-        page = find_stub(text, file.src_uri, warn)
+        page = find_stub(text, file.src_uri, warn, grounder)
         if page is not None:
             stub_pages[file.src_uri] = page
             sources[file.src_uri] = text

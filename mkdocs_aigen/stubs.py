@@ -15,10 +15,13 @@ import datetime
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from mkdocs.utils import meta as mkdocs_meta
+
+if TYPE_CHECKING:
+    from mkdocs_aigen.sources import SourceSpec
 
 #: ``sections: auto`` without a count asks the model for this many subsections.
 DEFAULT_AUTO_SECTIONS = 4
@@ -45,6 +48,10 @@ class OutlineItem:
     auto: int | None = None
     #: Where the item was written, e.g. ``aigen.outline[1].sections[0]`` (for messages).
     field: str = ""
+    #: What this section alone is written from, on top of its page's sources.
+    sources: tuple[SourceSpec, ...] = ()
+    #: ``None`` inherits the page's ``cite``.
+    cite: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,10 @@ class PageStub:
     polish: bool | None = None
     #: ``None`` inherits the site's ``notice.enabled``.
     notice: bool | None = None
+    #: What every section of the page is written from, on top of the site's sources.
+    sources: tuple[SourceSpec, ...] = ()
+    #: ``None`` inherits the site's ``cite``.
+    cite: bool | None = None
 
 
 class StubError(Exception):
@@ -74,8 +85,18 @@ class StubError(Exception):
         self.expected = expected
 
 
-_PAGE_KEYS = ("brief", "audience", "tone", "words", "polish", "notice", "outline")
-_ITEM_KEYS = ("title", "words", "hint", "sections")
+_PAGE_KEYS = (
+    "brief",
+    "audience",
+    "tone",
+    "words",
+    "polish",
+    "notice",
+    "sources",
+    "cite",
+    "outline",
+)
+_ITEM_KEYS = ("title", "words", "hint", "sources", "cite", "sections")
 _AUTO = "auto"
 _WORDS_EXPECTED = f"a positive integer (1..{MAX_WORDS})"
 # Sentinel for "the key is absent", as opposed to present with a null value.
@@ -235,6 +256,8 @@ class _StubParser:
             words=self.words(raw.get("words"), "aigen.words"),
             polish=self.polish(raw.get("polish")),
             notice=self.flag(raw.get("notice"), "aigen.notice"),
+            sources=self.sources(raw.get("sources"), "aigen.sources"),
+            cite=self.flag(raw.get("cite"), "aigen.cite"),
             outline=self.outline(raw),
             title=(title.strip() or None) if isinstance(title, str) else None,
         )
@@ -300,12 +323,21 @@ class _StubParser:
         title = self.title(raw["title"], f"{field}.title", level)
         words = self.words(raw.get("words"), f"{field}.words")
         hint = self.optional_str(raw.get("hint"), f"{field}.hint")
+        sources = self.sources(raw.get("sources"), f"{field}.sources")
+        cite = self.flag(raw.get("cite"), f"{field}.cite")
         children: tuple[OutlineItem, ...] = ()
         auto = None
         if "sections" in raw:
             children, auto = self.sections(raw["sections"], f"{field}.sections", level)
         return OutlineItem(
-            title=title, words=words, hint=hint, children=children, auto=auto, field=field
+            title=title,
+            words=words,
+            hint=hint,
+            children=children,
+            auto=auto,
+            field=field,
+            sources=sources,
+            cite=cite,
         )
 
     def shorthand_item(self, raw: Mapping[Any, Any], field: str, level: int) -> OutlineItem:
@@ -418,6 +450,25 @@ class _StubParser:
         if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_WORDS:
             return value
         raise self.fail(field, _WORDS_EXPECTED, value)
+
+    def sources(self, value: Any, field: str) -> tuple[SourceSpec, ...]:
+        """An optional list of source entries, checked for form only (files are read when
+        the page is grounded, see :mod:`mkdocs_aigen.grounding`)."""
+        if value is None:
+            return ()
+        if isinstance(value, str | Mapping):
+            value = [value]  # one source needs no list
+        if not isinstance(value, list):
+            raise self.fail(field, "a list of sources (paths, globs, ranges or objects)", value)
+        from mkdocs_aigen.sources import SourceError, parse_source  # stubs with sources only
+
+        specs = []
+        for index, raw in enumerate(value):
+            try:
+                specs.append(parse_source(raw))
+            except SourceError as error:
+                raise self.fail(f"{field}[{index}]", str(error), raw) from None
+        return tuple(specs)
 
     def optional_str(self, value: Any, field: str) -> str | None:
         """An optional free-text setting; blank counts as unset."""
