@@ -4,15 +4,11 @@ server and the real ``mkdocs build``."""
 from __future__ import annotations
 
 import json
-import textwrap
-from pathlib import Path
 
 import pytest
-from mkdocs.exceptions import PluginError
 
 from tests.conftest import Site
 from tests.fake_server import FakeOpenAI, message_text
-from tests.test_cli import aigen
 
 CONFIG_PY = '''\
 """Configuration of lumen."""
