@@ -18,7 +18,7 @@ def cite_line(texts: Iterable[SourceText], link: str | None) -> str:
     parts = []
     for text in texts:
         name = f"`{text.label}`"
-        if link is None or text.path.startswith("/"):
+        if link is None or text.path.startswith(("/", "../")):  # not in the repository
             parts.append(name)
             continue
         url = link + quote(text.path)

@@ -26,9 +26,10 @@ from mkdocs_aigen.budget import DEFAULT_PRICES, Price, PriceError, cost, load_pr
 from mkdocs_aigen.cache import CachedAnswer, ResponseCache
 from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.engine import Engine
-from mkdocs_aigen.jobs import PageJob, PageResult
+from mkdocs_aigen.history import History, reasons
+from mkdocs_aigen.jobs import PageJob, PageResult, SectionResult
 from mkdocs_aigen.limits import estimate_prompt_tokens
-from mkdocs_aigen.lockfile import LOCK_VERSION, LockFile
+from mkdocs_aigen.lockfile import LOCK_VERSION, LockEntry, LockFile
 from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, page_store_for
 from mkdocs_aigen.pipeline import PagePipeline, planned_answer
 from mkdocs_aigen.report import ReportContext, write_report
@@ -202,12 +203,17 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         completion_tokens += completion
     price = prices.get(model)
     spend = None if price is None else cost(price, prompt_tokens, completion_tokens)
+    history = History(project.setup.cache_dir, project.setup.site)
     pages = []
     for result in results:
-        sections = [
-            {"path": " > ".join(s.path), "status": _status(s.source, fallback=s.fallback)}
-            for s in result.sections
-        ]
+        before = history.read(result.src_path)
+        sections = []
+        for section in result.sections:
+            path = " > ".join(section.path)
+            entry = {"path": path, "status": _status(section.source, fallback=section.fallback)}
+            if entry["status"] == "generate":
+                entry["reasons"] = reasons(before.get(path), section.parts)
+            sections.append(entry)
         pages.append({"page": result.src_path, "sections": sections})
     summary = {
         "model": model,
@@ -230,7 +236,8 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
     for page in pages:
         print(page["page"])
         for section in page["sections"]:
-            print(f"  {section['status']:<9} {section['path']}")
+            why = f" ({', '.join(section['reasons'])})" if section.get("reasons") else ""
+            print(f"  {section['status']:<9} {section['path']}{why}")
     stages = ", ".join(f"{n} {s}" for s, n in summary["requests_by_stage"].items()) or "none"
     fallback = f", {summary['fallback']} by the fallback model" if summary["fallback"] else ""
     print(
@@ -410,6 +417,7 @@ def generate(project: Project, answers: AnswerSources) -> tuple[BuildStats, list
     errors = run.errors()
     if errors:
         raise errors[0]
+    History(project.setup.cache_dir, project.setup.site).record(results)
     return run.stats, results
 
 
@@ -441,6 +449,25 @@ def command_lock(project: Project, arguments: argparse.Namespace) -> int:
     return 1 if failed or fallback else 0
 
 
+def _stale_reasons(known: LockEntry | None, section: SectionResult) -> list[str]:
+    """Why a section's lock entry no longer matches: each source that changed (drift of
+    the code it documents), else an edited stub; ``missing`` when it has none."""
+    if known is None:
+        return ["missing"]
+    now = dict(section.sources)
+    changed = [label for label, digest in known.sources.items() if now.get(label) != digest]
+    if known.sources or now:
+        changed += [label for label in now if label not in known.sources]
+    if changed:
+        return [
+            f"source {label} {'changed' if label in now else 'no longer cited'}"
+            if label in known.sources
+            else f"source {label} newly cited"
+            for label in changed
+        ]
+    return ["stale (its stub changed)"]
+
+
 def _check_lock(project: Project) -> int:
     setup = project.setup
     lock = setup.lock or LockFile()
@@ -453,8 +480,8 @@ def _check_lock(project: Project) -> int:
             if section.source != "lock":
                 path = " > ".join(section.path)
                 known = places.get((result.src_path, "section", path))
-                why = "stale (its stub changed)" if known else "missing"
-                problems.append(f"{result.src_path}: {path}: {why}")
+                for why in _stale_reasons(known, section):
+                    problems.append(f"{result.src_path}: '{path}': {why}")
         # A polished page found in the lock (under any version's hash) has its text.
         if result.polish_key and result.polished is None:
             problems.append(f"{result.src_path}: polished page: missing or stale")

@@ -130,6 +130,9 @@ class SectionResult:
     sources: tuple[tuple[str, str], ...] = ()
     #: A "Sources:" line goes under it (rendered into the page's block, not stored).
     cite: bool = False
+    #: What it was asked from, part by part (:func:`mkdocs_aigen.history.section_parts`),
+    #: for ``plan``'s reasons; not stored with the page.
+    parts: dict[str, Any] | None = None
 
     @property
     def title(self) -> str:

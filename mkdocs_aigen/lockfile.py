@@ -49,6 +49,8 @@ class LockEntry:
     model: str = ""
     #: :func:`inputs_key` of the request (empty in entries written before it existed).
     inputs: str = ""
+    #: Label -> SHA-256 of each source the section was written from (``sources:``).
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,6 +136,7 @@ class LockFile:
                         section.text,
                         model,
                         section.lock_inputs,
+                        dict(section.sources),
                     )
                 )
             for expansion in result.expansions:
@@ -185,6 +188,7 @@ class LockFile:
                         "hash": entry.hash,
                         **_inputs(entry),
                         "model": entry.model,
+                        **({"sources": dict(entry.sources)} if entry.sources else {}),
                         "text": _Literal(entry.text),
                     }
                 )
@@ -236,6 +240,7 @@ def _entries(path: Path, page: str, body: Any) -> Iterable[LockEntry]:
             _str(item, "text", where, path),
             str(item.get("model", "")),
             _optional_str(item, "inputs", where, path),
+            _sources(item, where, path),
         )
     for index, item in enumerate(body.get("outlines") or []):
         where = f"pages.{page}.outlines[{index}]"
@@ -286,6 +291,15 @@ def _str(item: Any, key: str, where: str, path: Path) -> str:
 
 def _optional_str(item: dict[str, Any], key: str, where: str, path: Path) -> str:
     return _str(item, key, where, path) if key in item else ""
+
+
+def _sources(item: dict[str, Any], where: str, path: Path) -> dict[str, str]:
+    value = item.get("sources", {})
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise LockError(f"lock file {path}: {where}.sources: expected a mapping of path: sha256")
+    return dict(value)
 
 
 def _inputs(entry: LockEntry) -> dict[str, str]:

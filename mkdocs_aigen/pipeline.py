@@ -25,6 +25,7 @@ from mkdocs_aigen.assemble import (
 )
 from mkdocs_aigen.backends.checks import unwrap_json_fence
 from mkdocs_aigen.engine import Flow, Fresh, Gather
+from mkdocs_aigen.history import section_parts
 from mkdocs_aigen.jobs import (
     Expansion,
     PageJob,
@@ -200,6 +201,13 @@ class PagePipeline:
             lock_inputs=plain_request.inputs,
             sources=self._provenance(item),
             cite=self._cites(item),
+        )
+        result.parts = section_parts(
+            {**variables, "feedback": None},
+            self.settings.model,
+            [self.settings.temperature, self.settings.seed, self.settings.extra],
+            self.prompts.fingerprint(),
+            result.sources,
         )
         outcome: Outcome = yield self._ask(request, path)
         result.source = outcome.source

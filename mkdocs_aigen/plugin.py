@@ -332,6 +332,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             ReportContext.of(setup, self._urls, self._budget_account()),
             Path(config.site_dir),
         )
+        if setup.cache_dir is not None and self._stub_pages:
+            from mkdocs_aigen.history import History  # pages went the long way
+
+            fresh = [r for r in results if r.src_path in self._stub_pages]
+            History(setup.cache_dir, setup.site).record(fresh)
 
     def on_build_error(self, *, error: Exception) -> None:
         """Cancel queued work; answers already received stay in the cache."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob as globbing
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -294,7 +295,8 @@ class SourceLibrary:
                 allow_inspection=False,  # never import the user's code
                 resolve_aliases=False,
             )
-        except (ImportError, SyntaxError) as error:
+        # griffe raises ImportError, KeyError or its own errors for what it cannot find.
+        except Exception as error:
             raise SourceError(
                 f"a module found under {self._shown(self.root)} or its src/ folder: "
                 f"'{spec.path}' ({type(error).__name__})"
@@ -328,7 +330,7 @@ class SourceLibrary:
         try:
             return full.relative_to(self.root).as_posix()
         except ValueError:  # inside a widened sources_root but outside the project
-            return full.as_posix()
+            return Path(os.path.relpath(full, self.root)).as_posix()
 
     def _file(self, path: str) -> _File:
         cached = self._files.get(path)
@@ -394,7 +396,13 @@ def _object_text(module: Any, spec: SourceSpec, path: str, label: str, source: s
     try:
         obj = module[spec.name]
     except (KeyError, ValueError, AttributeError):
-        members = ", ".join(sorted(name for name in module.members if not name.startswith("_")))
+        members = ", ".join(
+            sorted(
+                name
+                for name, member in module.members.items()
+                if not name.startswith("_") and not member.is_alias  # not what it imports
+            )
+        )
         raise SourceError(
             f"an object defined in {path}; '{spec.name}' is not (it has: {members or 'nothing'})"
         ) from None

@@ -228,7 +228,7 @@ def test_lock_check_and_the_diff_of_one_stub_change(lsite: Site, server: FakeOpe
     check = aigen(site, "lock", "--check")
     assert check.returncode == 1
     assert check.stdout.splitlines() == [
-        "guide.md: The config file > Secrets: stale (its stub changed)",
+        "guide.md: 'The config file > Secrets': stale (its stub changed)",
         "1 lock entries are no longer used by any stub",
         "the lock is stale: 1 problem(s); run `mkdocs-aigen lock`",
     ]
@@ -342,6 +342,16 @@ def test_plan_matches_the_next_build(site: Site, server: FakeOpenAI, tmp_path: P
     assert statuses[("tour.md", "Next steps")] == "generate"
     assert statuses[("tour.md", "Features > Part 1")] == "cached"
     assert statuses[("extras.md", "Recipes")] == "generate"
+    # Why each section is asked for again, from what the last build recorded.
+    why = {
+        (page["page"], section["path"]): section.get("reasons")
+        for page in plan["pages"]
+        for section in page["sections"]
+    }
+    assert why[("guide.md", "The config file > Secrets")] == ["stub edited"]
+    assert why[("tour.md", "Next steps")] == ["stub edited"]
+    assert why[("extras.md", "Recipes")] == ["new"]
+    assert why[("guide.md", "Overview")] is None  # cached: nothing to explain
     assert plan["prompt_tokens"] > 0 and plan["completion_tokens_max"] > 0
     assert plan["estimated_cost_usd"] is None  # no price for test-model
 
@@ -353,7 +363,7 @@ def test_plan_matches_the_next_build(site: Site, server: FakeOpenAI, tmp_path: P
     cost = (plan["prompt_tokens"] * 1.0 + plan["completion_tokens_max"] * 4.0) / 1e6
     lines = text.stdout.splitlines()
     assert "  cached    Overview" in lines
-    assert "  generate  The config file > Secrets" in lines
+    assert "  generate  The config file > Secrets (stub edited)" in lines
     assert "17 sections: 0 locked, 10 cached, 7 to generate" in lines
     assert "requests to send: 10 (1 expand, 2 polish, 7 section)" in lines
     assert (

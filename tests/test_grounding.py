@@ -4,11 +4,15 @@ server and the real ``mkdocs build``."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
+from mkdocs.exceptions import Abort
 
-from tests.conftest import Site
+from tests.conftest import Site, warning_messages
 from tests.fake_server import FakeOpenAI, message_text
+from tests.test_cli import aigen
 
 CONFIG_PY = '''\
 """Configuration of lumen."""
@@ -206,3 +210,180 @@ def test_the_report_lists_each_sections_sources_with_their_hashes(
     labels = [s["label"] for s in sections["Command line"]["sources"]]
     assert labels == ["src/lumen/config.py::Config", "src/lumen/cli.py"]
     assert all(len(s["sha256"]) == 64 for s in sections["Command line"]["sources"])
+
+
+# -- bad input, before anything is spent ------------------------------------------------------
+
+
+def _bad_files(root: Path) -> None:
+    (root / "src" / "logo.bin").write_bytes(b"\x89PNG\0\0data")
+    (root / "src" / "huge.txt").write_text("x" * 1_100_000, encoding="utf-8")
+    (root / "src" / "outside.py").symlink_to("/etc/hostname")
+
+
+BAD_SOURCES = [
+    ("src/nope.py", "an existing file; 'src/nope.py' does not exist"),
+    ("src/**/*.rs", "a glob that matches files; 'src/**/*.rs' matches none"),
+    ("src/lumen/cli.py:2-99", "a line range within src/lumen/cli.py's 6 lines, found 2-99"),
+    ("src/lumen/cli.py:5-2", "a line range START-END with 1 <= START <= END, found 5-2"),
+    (
+        "src/lumen/config.py:nosuch",
+        "[end:nosuch]' in src/lumen/config.py (sections there: defaults)",
+    ),
+    ("src/lumen/config.py::Nope", "'Nope' is not (it has: Config, unrelated)"),
+    ("src/lumen/config.py::Config.save", "'Config.save' is not"),
+    (
+        "lumen.nope:Thing",
+        "a module found under the project folder or its src/ folder: 'lumen.nope'",
+    ),
+    ("src/logo.bin", "a text file; src/logo.bin is binary"),
+    ("src/huge.txt", "a source file of at most 1000 kB; src/huge.txt has 1100 kB"),
+    ("../../etc/passwd", "a path inside the project folder ('../../etc/passwd' leads outside it"),
+    ("/etc/passwd", "a path relative to the project folder, found the absolute path '/etc/passwd'"),
+    ("src/outside.py", "a path inside the project folder ('src/outside.py' leads outside it"),
+    ("src", "a file; 'src' is a directory (a glob reads a folder)"),
+    ("{source: src/lumen/cli.py, cod: true}", "unknown keys: cod"),
+]
+
+
+@pytest.mark.parametrize(("entry", "expected"), BAD_SOURCES, ids=[e for e, _ in BAD_SOURCES])
+def test_a_bad_source_stops_the_build_naming_file_and_field(
+    grounded: Site,
+    server: FakeOpenAI,
+    warnings: pytest.LogCaptureFixture,
+    entry: str,
+    expected: str,
+) -> None:
+    _bad_files(grounded.root)
+    grounded.page(
+        "guide.md",
+        GUIDE.replace("sources: [src/lumen/cli.py]", f"sources: [{entry}]"),
+    )
+    with pytest.raises(Abort):
+        grounded.build()
+    [message] = [m for m in warning_messages(warnings) if m.startswith("aigen:")]
+    assert message.startswith("aigen: guide.md: 'aigen.outline[1].sources[0]': "), message
+    assert expected in message
+    assert "Traceback" not in message
+    assert server.count() == 0  # nothing spent
+
+
+def test_a_bad_site_wide_source_names_the_option(
+    grounded: Site, server: FakeOpenAI, warnings: pytest.LogCaptureFixture
+) -> None:
+    grounded.plugin["sources"] = ["src/lumen/missing.py"]
+    with pytest.raises(Abort):
+        grounded.build()
+    assert [m for m in warning_messages(warnings) if m.startswith("aigen:")] == [
+        "aigen: mkdocs.yml: 'sources[0]' (src/lumen/missing.py): an existing file; "
+        "'src/lumen/missing.py' does not exist"
+    ]
+    assert server.count() == 0
+
+
+def test_sources_root_widens_where_sources_may_be_read(site: Site, server: FakeOpenAI) -> None:
+    _project(site)  # the repository: src/ next to the docs project's folder
+    docs_site = Site(site.root / "website", dict(site.plugin))
+    docs_site.page(
+        "guide.md",
+        GUIDE.replace("src/lumen/", "../src/lumen/").replace(
+            "../src/lumen/cli.py]", "../src/lumen/cli.py:1-3]"
+        ),
+    )
+    with pytest.raises(Abort):
+        docs_site.build()
+    docs_site.plugin["sources_root"] = ".."
+    docs_site.build()
+    prompts = _section_prompts(server)
+    assert '--- ../src/lumen/cli.py:1-3\n"""The lumen command line."""' in prompts["Command line"]
+
+
+# -- drift in CI ------------------------------------------------------------------------------
+
+
+def test_lock_check_names_each_section_whose_source_changed(
+    grounded: Site, server: FakeOpenAI
+) -> None:
+    grounded.plugin["lock"] = "aigen.lock"
+    assert aigen(grounded, "lock").returncode == 0
+    lock = (grounded.root / "aigen.lock").read_text(encoding="utf-8")
+    assert "sources:\n" in lock and "src/lumen/cli.py: " in lock  # provenance, with hashes
+    assert aigen(grounded, "lock", "--check").returncode == 0
+    cli = grounded.root / "src" / "lumen" / "cli.py"
+    cli.write_text(CLI_PY.replace("lumen check", "lumen doctor"), encoding="utf-8")
+    grounded.page("about.md", PLAIN.replace("Why lumen exists.", "Why lumen exists at all."))
+    check = aigen(grounded, "lock", "--check")
+    assert check.returncode == 1
+    problems = [line for line in check.stdout.splitlines() if line.endswith(("changed", ")"))]
+    assert problems == [
+        "about.md: 'Motivation': stale (its stub changed)",
+        "guide.md: 'Command line': source src/lumen/cli.py changed",
+    ]
+    # `plan` gives the same reasons, from what the last run recorded.
+    plan = json.loads(aigen(grounded, "plan", "--json").stdout)
+    reasons = {
+        (page["page"], section["path"]): section.get("reasons")
+        for page in plan["pages"]
+        for section in page["sections"]
+    }
+    assert reasons[("guide.md", "Command line")] == ["source src/lumen/cli.py changed"]
+    assert reasons[("about.md", "Motivation")] == ["stub edited"]
+    assert reasons[("guide.md", "The config file")] is None  # locked, and still in use
+
+
+def test_plan_names_model_and_neighbour_changes(grounded: Site, server: FakeOpenAI) -> None:
+    grounded.build()
+    grounded.page("guide.md", GUIDE.replace("- Troubleshooting", "- Troubleshooting\n    - FAQ"))
+    grounded.plugin["model"] = "test-model-2"
+    plan = json.loads(aigen(grounded, "plan", "--json").stdout)
+    reasons = {
+        (page["page"], section["path"]): section.get("reasons")
+        for page in plan["pages"]
+        for section in page["sections"]
+    }
+    assert reasons[("guide.md", "FAQ")] == ["new"]
+    assert reasons[("guide.md", "Troubleshooting")] == ["model changed", "neighbours changed"]
+    assert reasons[("about.md", "Motivation")] == ["model changed"]
+
+
+# -- budget, globs, objects by module name ----------------------------------------------------
+
+
+def test_the_largest_sources_are_trimmed_to_the_budget_with_one_warning_each(
+    grounded: Site, server: FakeOpenAI, warnings: pytest.LogCaptureFixture
+) -> None:
+    big = grounded.root / "src" / "lumen" / "big.py"
+    big.write_text("".join(f"VALUE_{i} = {i}\n" for i in range(400)), encoding="utf-8")
+    grounded.plugin["sources_max_tokens"] = 300
+    grounded.page("guide.md", GUIDE.replace("[src/lumen/config.py::Config]", "[src/lumen/*.py]"))
+    grounded.build()
+    trims = [m for m in warning_messages(warnings) if "trimmed" in m]
+    assert len(trims) == 1, trims  # one warning, for the one file that did not fit
+    whole = len(big.read_text(encoding="utf-8")) // 4
+    assert re.fullmatch(
+        rf"aigen: guide\.md: source src/lumen/big\.py trimmed to about \d+ of {whole} tokens "
+        r"to fit sources_max_tokens \(300 here\); cite a part of it instead",
+        trims[0],
+    ), trims
+    prompt = _section_prompts(server)["Troubleshooting"]
+    assert "VALUE_10 = 10" in prompt and "VALUE_399" not in prompt
+    assert "[... trimmed to fit sources_max_tokens]" in prompt
+    # The small files of the glob stay whole.
+    assert 'def main(argv: list[str] | None = None) -> int:\n    """Run' in prompt
+    assert "--- src/lumen/__init__.py" in prompt
+
+
+def test_an_object_by_module_name_is_read_without_importing_it(
+    grounded: Site, server: FakeOpenAI
+) -> None:
+    # Importing this module would fail: griffe reads it statically.
+    (grounded.root / "src" / "lumen" / "config.py").write_text(
+        "import no_such_package\n" + CONFIG_PY, encoding="utf-8"
+    )
+    grounded.page(
+        "guide.md",
+        GUIDE.replace("[src/lumen/config.py::Config]", "['lumen.config:Config.load']"),
+    )
+    grounded.build()
+    prompt = _section_prompts(server)["Troubleshooting"]
+    assert "--- lumen.config:Config.load\ndef load(path: str, *, strict: bool = False)" in prompt
