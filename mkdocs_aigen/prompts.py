@@ -148,6 +148,8 @@ _PAGE_VARIABLES = (
     "brief",
     "audience",
     "tone",
+    "page_sources",
+    "grounded",
 )
 _SECTION_VARIABLES = (
     "outline",
@@ -159,12 +161,13 @@ _SECTION_VARIABLES = (
     "hint",
     "feedback",
     "words",
+    "section_sources",
 )
 _STAGE_VARIABLES: dict[str, tuple[str, ...]] = {
     "section": _SECTION_VARIABLES,
     # An extension request carries the section's own variables and its draft.
     "augment": (*_SECTION_VARIABLES, "draft", "achieved", "target"),
-    "expand": ("outline", "section_path", "count", "hint"),
+    "expand": ("outline", "section_path", "count", "hint", "section_sources"),
     "polish": ("page_text",),
     "review": ("page_text", "criteria"),
 }
@@ -195,6 +198,9 @@ _SAMPLES: dict[str, Any] = {
     "count": 3,
     "has_children": True,
     "criteria": {"clarity": "sample criterion"},
+    "grounded": True,
+    "page_sources": [{"label": "src/sample.py", "text": "sample page source"}],
+    "section_sources": [{"label": "src/sample.py:1-2", "text": "sample section source"}],
 }
 
 
