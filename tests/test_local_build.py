@@ -70,17 +70,13 @@ def test_build_with_the_embedded_model(
 EXAMPLE_SITE = Path(__file__).resolve().parent.parent / "example_site"
 
 
-def test_example_page_builds_without_a_warning(tmp_path: Path) -> None:
-    """The README's first command prints no warning: the example's pages on the local model.
-
-    A trimmed copy (the example's settings and nav, only the retries page with a stub, no
-    review votes) keeps this quick; the full example site is the manual check.
-    """
+def _example_copy(tmp_path: Path, keep: str) -> Path:
+    """A copy of the example site where only the page ``keep`` has its stub, without
+    review votes or lock; the nav, and so the page's neighbours, stay the same."""
     root = tmp_path / "example"
     shutil.copytree(EXAMPLE_SITE, root, ignore=shutil.ignore_patterns("site", ".cache", "*.lock"))
-    # Only the retries page keeps its stub; the nav, and so its neighbours, stay the same.
     for page in (root / "docs").rglob("*.md"):
-        if page.name != "retries.md":
+        if page.name != keep:
             page.write_text("# Hand-written\n", encoding="utf-8")
     config = yaml.safe_load((root / "mkdocs.yml").read_text(encoding="utf-8"))
     for plugin in config["plugins"]:
@@ -88,6 +84,11 @@ def test_example_page_builds_without_a_warning(tmp_path: Path) -> None:
             plugin["aigen"].pop("review", None)
             plugin["aigen"].pop("lock", None)
     (root / "mkdocs.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return root
+
+
+def _build_on_the_local_model(root: Path) -> str:
+    """``mkdocs build`` of ``root`` with no key in the environment; its output."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -104,5 +105,36 @@ def test_example_page_builds_without_a_warning(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "embedded local model" in output
+    return output
+
+
+def test_example_page_builds_without_a_warning(tmp_path: Path) -> None:
+    """The README's first command prints no warning: the example's pages on the local model.
+
+    A trimmed copy (only the retries page with a stub, no review votes) keeps this quick;
+    the full example site is the manual check.
+    """
+    output = _build_on_the_local_model(_example_copy(tmp_path, "retries.md"))
     warnings = [line for line in output.splitlines() if line.startswith("WARNING")]
     assert warnings == [], output
+
+
+def test_example_grounded_page_writes_from_its_source_file(tmp_path: Path) -> None:
+    """The example's configuration page cites ``src/lumen/config.py``: even the embedded
+    135M model then uses names that only that file has (not the site's context)."""
+    root = _example_copy(tmp_path, "configuration.md")
+    page = root / "docs" / "guides" / "configuration.md"
+    text = page.read_text(encoding="utf-8")
+    head, _, rest = text.partition("  outline:\n")
+    # Two sections of the outline keep the test quick.
+    page.write_text(
+        head + "  outline:\n    - Overview\n    - The config file\n---" + rest.split("---", 1)[1]
+    )
+    _build_on_the_local_model(root)
+    html = (root / "site" / "guides" / "configuration" / "index.html").read_text(encoding="utf-8")
+    generated = html.split("most deployments only set the database URL.", 1)[1]
+    source_only = ("database_url", "backoff_seconds", "log_level", "ENV_PREFIX", "concurrency")
+    context = (root / "context.md").read_text(encoding="utf-8")
+    assert not any(name in context for name in source_only)
+    assert any(name in generated for name in source_only), generated
+    assert "Sources: <code>src/lumen/config.py</code>" in generated  # cite: true
