@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -387,3 +391,51 @@ def test_an_object_by_module_name_is_read_without_importing_it(
     grounded.build()
     prompt = _section_prompts(server)["Troubleshooting"]
     assert "--- lumen.config:Config.load\ndef load(path: str, *, strict: bool = False)" in prompt
+
+
+# -- mkdocs serve -------------------------------------------------------------------------------
+
+
+def test_serve_watches_cited_sources_and_regenerates_only_their_sections(
+    grounded: Site, server: FakeOpenAI
+) -> None:
+    """The real ``mkdocs serve``: saving a cited file rebuilds, and only the section that
+    cites it is asked for again."""
+    grounded.write_config()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "serve", "-f", str(grounded.config_file)]
+        + ["-a", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    serving, rebuilt = threading.Event(), threading.Event()
+    lines: list[str] = []
+
+    def follow() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            # Ready once serving: the watchers start after the first build.
+            if "Serving on" in line:
+                serving.set()
+            elif serving.is_set() and "Documentation built" in line:
+                rebuilt.set()
+
+    threading.Thread(target=follow, daemon=True).start()
+    try:
+        assert serving.wait(timeout=60), "".join(lines)
+        first = server.count("section")
+        assert first == 4
+        cli = grounded.root / "src" / "lumen" / "cli.py"
+        cli.write_text(CLI_PY.replace("lumen check", "lumen doctor"), encoding="utf-8")
+        assert rebuilt.wait(timeout=60), "".join(lines)  # the save alone rebuilt the site
+        again = [_prompt(r) for r in server.records("section")[first:]]
+        assert len(again) == 1 and "Section: Command line" in again[0], again
+        assert "lumen doctor" in again[0]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
