@@ -404,10 +404,9 @@ def test_serve_watches_cited_sources_and_regenerates_only_their_sections(
     grounded.write_config()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "mkdocs", "serve", "-f", str(grounded.config_file)]
-        + ["-a", f"127.0.0.1:{port}"],
+        [sys.executable, "-m", "mkdocs", "serve", "-f", str(grounded.config_file), "-a", address],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
