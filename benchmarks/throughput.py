@@ -76,14 +76,21 @@ def write_site(
     words: int = WORDS,
     inlined: dict[str, str] | None = None,
     hooks: Sequence[str] = (),
+    source_files: int = 0,
 ) -> Path:
     """A site of ``pages`` pages with ``sections`` outline items each; returns mkdocs.yml.
 
     ``plugin`` ``None`` leaves the plugin out; ``inlined`` (src path -> Markdown) then
-    gives each page's body, as the plugin would have produced it.
+    gives each page's body, as the plugin would have produced it. ``source_files``: a
+    ``src/`` tree of that many Python modules, each outline item citing one of them in
+    turn (so every file is cited by several sections of several pages).
     """
     docs = root / "docs"
     docs.mkdir(parents=True, exist_ok=True)
+    for index in range(source_files):
+        module = root / "src" / f"module_{index:03d}.py"
+        module.parent.mkdir(parents=True, exist_ok=True)
+        module.write_text(_module_text(index), encoding="utf-8")
     (docs / "index.md").write_text(
         "# Home\n\nA hand-written page without a stub.\n", encoding="utf-8"
     )
@@ -99,6 +106,14 @@ def write_site(
                 "words": words,
                 "outline": [f"P{page:03d} topic {s:02d}" for s in range(1, sections + 1)],
             }
+            if source_files:
+                stub["outline"] = [
+                    {
+                        "title": title,
+                        "sources": [f"src/module_{(page * sections + i) % source_files:03d}.py"],
+                    }
+                    for i, title in enumerate(stub["outline"])
+                ]
             front = yaml.safe_dump({"aigen": stub}, sort_keys=False)
             text = (
                 f"---\n{front}---\n# Foo part {page}\n\n"
@@ -117,6 +132,17 @@ def write_site(
     path = root / "mkdocs.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
+
+
+def _module_text(index: int) -> str:
+    """A small Python module, about 40 lines, as a cited source."""
+    functions = "".join(
+        f"\n\ndef handler_{index}_{n}(job: dict, *, retries: int = {n}) -> bool:\n"
+        f'    """Handle a job of kind {n} for module {index}; retry up to {n} times."""\n'
+        f"    return bool(job.get('kind') == {n})\n"
+        for n in range(8)
+    )
+    return f'"""Module {index} of the benchmark\'s made-up product."""\n{functions}'
 
 
 def plugin_options(base_url: str, concurrency: int, **extra: Any) -> dict[str, Any]:
@@ -534,6 +560,8 @@ RPM = 600
 TPM = 381_300
 #: (d): pages x sections of the cached rebuild.
 CACHED_PAGES, CACHED_SECTIONS = 50, 10
+#: (g): source files the sections of (d)'s site cite, each by several sections.
+SOURCE_FILES = 200
 #: Interleaved (cached, plain) pairs of builds in (d).
 # Single builds of this site vary by +/-25 % on a shared 2-core machine, in bursts that
 # last seconds: the two builds of one pair run back to back and meet the same burst, so
@@ -760,9 +788,10 @@ class Bench:
 
     # -- (d) -------------------------------------------------------------------------------
 
-    def scenario_d(self) -> None:
-        """A fully cached rebuild against MkDocs alone on the same, already inlined, text."""
-        root = self.work / "d"
+    def scenario_d(self, name: str = "d", source_files: int = 0) -> None:
+        """A fully cached rebuild against MkDocs alone on the same, already inlined, text;
+        ``source_files``: every section cites one of that many source files (``g``)."""
+        root = self.work / name
         root.mkdir(parents=True, exist_ok=True)
         hook = root / "capture_hook.py"
         hook.write_text(CAPTURE_HOOK, encoding="utf-8")
@@ -771,11 +800,18 @@ class Bench:
         with fake_server(latency=0.0, jitter=0.0) as server:
             options = plugin_options(server.url, CONCURRENCY)
             config = write_site(
-                root / "site", pages=pages, sections=sections, plugin=options, hooks=[str(hook)]
+                root / "site",
+                pages=pages,
+                sections=sections,
+                plugin=options,
+                hooks=[str(hook)],
+                source_files=source_files,
             )
             self.build(config, AIGEN_BENCH_CAPTURE=str(captured))
         # The same site without the hook; the server is gone, so a request would show.
-        config = write_site(root / "site", pages=pages, sections=sections, plugin=options)
+        config = write_site(
+            root / "site", pages=pages, sections=sections, plugin=options, source_files=source_files
+        )
         inlined = {path.name: path.read_text(encoding="utf-8") for path in captured.glob("*.md")}
         plain = write_site(
             root / "plain", pages=pages, sections=sections, plugin=None, inlined=inlined
@@ -793,7 +829,7 @@ class Bench:
         ratio = statistics.median(
             c.wall / p.wall for c, p in zip(cached_runs, plain_runs, strict=True)
         )
-        row = Row("d", total, cached_wall, plain_wall, cpu_us=cpu * 1e6, ratio=ratio)
+        row = Row(name, total, cached_wall, plain_wall, cpu_us=cpu * 1e6, ratio=ratio)
         missing = missing_sections(root / "site", pages, sections)
         row.checks.append((f"every section present ({missing} missing)", missing == 0))
         imported = any(r.openai_imported for r in cached_runs)
@@ -862,6 +898,7 @@ c: as a, server and config TPM {TPM}
 d: fully cached rebuild of {CACHED_PAGES * CACHED_SECTIONS} sections \
 (bound: plain mkdocs build, text inlined; {REPEATS} interleaved pairs, median walls)
 e: as a, server RPM {RPM}, configured {2 * RPM} (bound: T_min at the server's real limit)
+g: as d, every section citing one of {SOURCE_FILES} source files (sources:)
 plugin CPU / section: a-c, e: CPU of the engine's worker threads (the whole request path) / \
 sections generated; d: (cached rebuild - plain build) process CPU / sections"""
 
@@ -871,7 +908,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--only", default="a,b,c,d,e", help="comma-separated scenarios")
+    parser.add_argument("--only", default="a,b,c,d,e,g", help="comma-separated scenarios")
     parser.add_argument(
         "--no-sequential", action="store_true", help="skip the ~100 s sequential build of (a)"
     )
@@ -890,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(sdk_alone(options.sdk_alone)), flush=True)
         return 0
     chosen = [s.strip() for s in options.only.split(",") if s.strip()]
-    unknown = set(chosen) - set("abcde")
+    unknown = set(chosen) - set("abcdeg")
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     work = Path(tempfile.mkdtemp(prefix="aigen-bench-"))
@@ -907,6 +944,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.scenario_limited("c", rpm=None, tpm=TPM)
             elif scenario == "d":
                 bench.scenario_d()
+            elif scenario == "g":
+                bench.scenario_d("g", source_files=SOURCE_FILES)
             else:
                 bench.scenario_e()
             print(f"  ({scenario} done after {time.monotonic() - started:.0f} s)", file=sys.stderr)

@@ -113,6 +113,9 @@ def report_data(
             "cache_hits": sources["cache"],
             "lock_hits": sources["lock"],
             "generated": sources["network"],
+            "sources": list(
+                dict.fromkeys(label for s in result.sections for label, _ in s.sources)
+            ),
             "section_details": [_section(s, context) for s in result.sections],
         }
     attempts = sorted(stats.attempts, key=lambda a: (a.start, a.slot))

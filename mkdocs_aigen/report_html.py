@@ -150,7 +150,8 @@ def _legend() -> str:
 def _pages(pages: Mapping[str, Mapping[str, Any]], links: Mapping[str, str]) -> str:
     head = (
         "<tr><th>page</th><th>sections</th><th>words / target</th><th>review</th>"
-        "<th>failed</th><th>augmented</th><th>generated</th><th>cache</th><th>lock</th></tr>"
+        "<th>failed</th><th>augmented</th><th>generated</th><th>cache</th><th>lock</th>"
+        "<th>sources</th></tr>"
     )
     rows = []
     for src, page in pages.items():
@@ -171,7 +172,8 @@ def _pages(pages: Mapping[str, Mapping[str, Any]], links: Mapping[str, str]) -> 
             f'<tr class="page"><td>{title}</td><td>{page.get("sections", 0)}</td>'
             f"<td>{words}</td><td>{review}</td>{failed_cell}"
             f"<td>{len(page.get('augmented', []))}</td><td>{page.get('generated', 0)}</td>"
-            f"<td>{page.get('cache_hits', 0)}</td><td>{page.get('lock_hits', 0)}</td></tr>"
+            f"<td>{page.get('cache_hits', 0)}</td><td>{page.get('lock_hits', 0)}</td>"
+            f"<td>{'<br>'.join(escape(str(s)) for s in page.get('sources', [])) or '–'}</td></tr>"
         )
     details = "".join(_section_details(src, page) for src, page in pages.items())
     return f'<table class="pages">{head}{"".join(rows)}</table>{details}'

@@ -214,6 +214,17 @@ def test_the_report_lists_each_sections_sources_with_their_hashes(
     labels = [s["label"] for s in sections["Command line"]["sources"]]
     assert labels == ["src/lumen/config.py::Config", "src/lumen/cli.py"]
     assert all(len(s["sha256"]) == 64 for s in sections["Command line"]["sources"])
+    assert report["pages"]["guide.md"]["sources"] == [
+        "src/lumen/config.py::Config",
+        "src/lumen/config.py:defaults",
+        "src/lumen/cli.py",
+    ]
+    assert report["pages"]["about.md"]["sources"] == []
+    # The report page shows them per page and per section, with the start of each hash.
+    page = (grounded.root / "site" / "aigen-report.html").read_text(encoding="utf-8")
+    digest = sections["Command line"]["sources"][1]["sha256"]
+    assert f"src/lumen/cli.py <code>{digest[:8]}</code>" in page
+    assert "<th>sources</th>" in page
 
 
 # -- bad input, before anything is spent ------------------------------------------------------
