@@ -41,9 +41,10 @@ class Grounding:
     page: tuple[SourceText, ...] = ()
     #: Each outline item's own sources, by the item's field (``aigen.outline[1]``).
     items: Mapping[str, tuple[SourceText, ...]] = field(default_factory=dict)
-    #: ``(path, digest)`` of every file the page's sources were read from, and the files
-    #: each glob matched: a stored page is used while all of them are unchanged.
-    files: tuple[tuple[str, str], ...] = ()
+    #: ``(path, digest, size, mtime_ns)`` of every file the page's sources were read
+    #: from, and the files each glob matched: a stored page is used while all of them
+    #: are unchanged.
+    files: tuple[tuple[str, str, int, int], ...] = ()
     globs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def for_item(self, item_field: str) -> tuple[SourceText, ...]:
@@ -111,10 +112,13 @@ class Grounder:
         )
 
     def fresh(
-        self, files: Iterable[tuple[str, str]], globs: Iterable[tuple[str, Sequence[str]]]
+        self,
+        files: Iterable[tuple[str, str, int, int]],
+        globs: Iterable[tuple[str, Sequence[str]]],
     ) -> bool:
-        """Whether files and globs recorded with a stored page are as they were."""
-        for path, digest in files:
+        """Whether files and globs recorded with a stored page are as they were (by
+        content: a file only touched is unchanged)."""
+        for path, digest, _, _ in files:
             if self.library.file_digest(path) != digest:
                 return False
         return all(self.library.glob(pattern) == tuple(found) for pattern, found in globs)
@@ -127,14 +131,15 @@ class Grounder:
         except SourceError as error:
             raise fail(where, str(error)) from None
 
-    def _files(self, specs: Iterable[SourceSpec]) -> tuple[tuple[str, str], ...]:
-        paths: dict[str, str] = {}
+    def _files(self, specs: Iterable[SourceSpec]) -> tuple[tuple[str, str, int, int], ...]:
+        paths: dict[str, tuple[str, str, int, int]] = {}
         for spec in specs:
             for text in self.library.resolve(spec):
                 digest = self.library.file_digest(text.path)
-                if digest is not None:
-                    paths[text.path] = digest
-        return tuple(sorted(paths.items()))
+                stamp = self.library.file_stamp(text.path)
+                if digest is not None and stamp is not None:
+                    paths[text.path] = (text.path, digest, *stamp)
+        return tuple(sorted(paths.values()))
 
     def _fit(
         self, texts: tuple[SourceText, ...], budget: int, src_path: str

@@ -28,7 +28,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +66,9 @@ class StoredPage:
     result: PageResult
     #: The site that wrote it (its ``mkdocs.yml``): ``cache prune`` leaves other sites'.
     site: str = ""
-    #: ``(path, digest)`` of each source file it was written from, and what each glob of
-    #: its sources matched: it is used only while all of them are unchanged.
-    files: tuple[tuple[str, str], ...] = ()
+    #: ``(path, digest, size, mtime_ns)`` of each source file it was written from, and
+    #: what each glob of its sources matched: used only while all of them are unchanged.
+    files: tuple[tuple[str, str, int, int], ...] = ()
     globs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
@@ -106,17 +106,43 @@ def page_from_data(data: Any) -> StoredPage:
     result = page_result_from_data(data.get("result"))
     files = data.get("files", [])
     globs = data.get("globs", [])
-    if not _pairs(files, str) or not _pairs(globs, list):
-        raise DataError("files, globs: expected [path, digest] and [pattern, matches] pairs")
+    if not _stamps(files) or not _pairs(globs, list):
+        raise DataError("files, globs: expected [path, digest, size, mtime] and [pattern, matches]")
     return StoredPage(
         title,
         (neighbours[0], neighbours[1]),
         sections,
         result,
         site,
-        tuple((path, digest) for path, digest in files),
+        tuple((path, digest, size, mtime) for path, digest, size, mtime in files),
         tuple((pattern, tuple(str(m) for m in found)) for pattern, found in globs),
     )
+
+
+def _stamps(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(item, list)
+        and len(item) == 4
+        and isinstance(item[0], str)
+        and isinstance(item[1], str)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in item[2:])
+        for item in value
+    )
+
+
+def sources_untouched(root: Path, files: Iterable[tuple[str, str, int, int]]) -> bool:
+    """Whether every source file of a stored page has the size and modification time it
+    had when read: one ``stat`` each, as ``git status`` and ``make`` do, so a fully cached
+    rebuild of a grounded site opens none of them. ``False`` means "look closer" (the
+    content may still be the same), not "changed"."""
+    for path, _, size, mtime in files:
+        try:
+            status = os.stat(root / path)
+        except OSError:
+            return False
+        if status.st_size != size or status.st_mtime_ns != mtime:
+            return False
+    return True
 
 
 def _pairs(value: Any, second: type) -> bool:

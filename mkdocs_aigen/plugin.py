@@ -35,7 +35,14 @@ from mkdocs_aigen.jinja_guard import macros_delimiters, macros_will_render, shie
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.lockfile import LockError
 from mkdocs_aigen.markers import MarkerError, insert_block
-from mkdocs_aigen.pagecache import PageStore, StoredPage, page_key, page_store_for, worth_keeping
+from mkdocs_aigen.pagecache import (
+    PageStore,
+    StoredPage,
+    page_key,
+    page_store_for,
+    sources_untouched,
+    worth_keeping,
+)
 from mkdocs_aigen.prompts import TemplateError
 from mkdocs_aigen.report import ReportContext, write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
@@ -103,6 +110,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._macros: Any = None
         #: This build's reader of ``sources`` (see ``_build_grounder``).
         self._grounder: Grounder | None = None
+        #: Source files of stored pages found untouched (``mkdocs serve`` watches them).
+        self._untouched: set[str] = set()
         #: ``mkdocs serve``'s server, and the source files it watches already.
         self._server: Any = None
         self._watched: set[str] = set()
@@ -149,6 +158,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._stub_pages, self._stored, self._sources, self._page_keys = {}, {}, {}, {}
         self._pending = {}  # under `mkdocs serve`, nothing of the previous build carries over
         self._grounder = None  # every source file is read again, once, each build
+        self._untouched = set()  # source files of stored pages, checked by their stamps
         store = self._page_store(setup)
         site = setup.pages_identity() if store is not None else ""
         # Under `mkdocs serve`, only the first build: every save must not pay again.
@@ -359,9 +369,10 @@ class AigenPlugin(BasePlugin[AigenConfig]):
     def _watch_sources(self) -> None:
         """Watch every source file read so far (the first build's, and any a later build
         cites for the first time)."""
-        if self._server is None or self._grounder is None:
+        if self._server is None or self._setup is None:
             return
-        for path in self._grounder.library.files_read:
+        read = self._grounder.library.files_read if self._grounder is not None else []
+        for path in [*read, *(self._setup.root / name for name in self._untouched)]:
             if str(path) not in self._watched:
                 self._watched.add(str(path))
                 self._server.watch(str(path))
@@ -441,8 +452,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
 
     def _sources_unchanged(self, stored: StoredPage) -> bool:
         """Whether every source file a stored page was written from is as it was."""
-        if not stored.files and not stored.globs:
-            return True
+        if not stored.globs:
+            assert self._setup is not None
+            if sources_untouched(self._setup.root, stored.files):
+                self._untouched.update(path for path, *_ in stored.files)
+                return True  # the usual rebuild: nothing read, nothing imported
         return self._build_grounder().fresh(stored.files, stored.globs)
 
     @staticmethod

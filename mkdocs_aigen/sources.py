@@ -16,7 +16,6 @@ regenerated for it.
 
 from __future__ import annotations
 
-import glob as globbing
 import hashlib
 import os
 import re
@@ -163,6 +162,8 @@ _FILE_SUFFIXES = frozenset(
 class _File:
     text: str
     digest: str
+    #: ``(size, mtime_ns)`` when read: a stored page checks these first, with one ``stat``.
+    stamp: tuple[int, int] = (0, 0)
 
 
 class SourceLibrary:
@@ -189,10 +190,19 @@ class SourceLibrary:
         except SourceError:
             return None
 
+    def file_stamp(self, path: str) -> tuple[int, int] | None:
+        """``(size, mtime_ns)`` of a file as it was read, ``None`` when it cannot be read."""
+        try:
+            return self._file(path).stamp
+        except SourceError:
+            return None
+
     def glob(self, pattern: str) -> tuple[str, ...]:
         """The files ``pattern`` matches today, relative to the project, sorted."""
         found = self._globs.get(pattern)
         if found is None:
+            import glob as globbing  # only sites that cite globs pay for it
+
             matches = globbing.glob(pattern, root_dir=self.root, recursive=True)
             found = tuple(
                 sorted(
@@ -343,7 +353,8 @@ class SourceLibrary:
     def _read(self, path: str) -> _File | SourceError:
         full = self.root / path
         try:
-            size = full.stat().st_size
+            status = full.stat()
+            size = status.st_size
             if size > MAX_SOURCE_BYTES:
                 return SourceError(
                     f"a source file of at most {MAX_SOURCE_BYTES // 1000} kB; {path} has "
@@ -359,7 +370,8 @@ class SourceLibrary:
         except UnicodeDecodeError:
             return SourceError(f"a UTF-8 text file; {path} is not")
         text = text.replace("\r\n", "\n")
-        return _File(text, hashlib.sha256(text.encode("utf-8")).hexdigest())
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return _File(text, digest, (size, status.st_mtime_ns))
 
     def _shown(self, path: Path) -> str:
         return "the project folder" if path == self.root else str(path)
