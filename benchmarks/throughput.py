@@ -82,8 +82,8 @@ def write_site(
 
     ``plugin`` ``None`` leaves the plugin out; ``inlined`` (src path -> Markdown) then
     gives each page's body, as the plugin would have produced it. ``source_files``: a
-    ``src/`` tree of that many Python modules, each outline item citing one of them in
-    turn (so every file is cited by several sections of several pages).
+    ``src/`` tree of that many Python modules, each page citing its share of them (so
+    every section cites several files).
     """
     docs = root / "docs"
     docs.mkdir(parents=True, exist_ok=True)
@@ -107,12 +107,10 @@ def write_site(
                 "outline": [f"P{page:03d} topic {s:02d}" for s in range(1, sections + 1)],
             }
             if source_files:
-                stub["outline"] = [
-                    {
-                        "title": title,
-                        "sources": [f"src/module_{(page * sections + i) % source_files:03d}.py"],
-                    }
-                    for i, title in enumerate(stub["outline"])
+                # Each page cites its share of the files, so all its sections do.
+                share = max(1, source_files // pages)
+                stub["sources"] = [
+                    f"src/module_{(page * share + k) % source_files:03d}.py" for k in range(share)
                 ]
             front = yaml.safe_dump({"aigen": stub}, sort_keys=False)
             text = (
@@ -898,7 +896,8 @@ c: as a, server and config TPM {TPM}
 d: fully cached rebuild of {CACHED_PAGES * CACHED_SECTIONS} sections \
 (bound: plain mkdocs build, text inlined; {REPEATS} interleaved pairs, median walls)
 e: as a, server RPM {RPM}, configured {2 * RPM} (bound: T_min at the server's real limit)
-g: as d, every section citing one of {SOURCE_FILES} source files (sources:)
+g: as d, every page citing {SOURCE_FILES // CACHED_PAGES} of {SOURCE_FILES} source files \
+(sources:), so every section is grounded
 plugin CPU / section: a-c, e: CPU of the engine's worker threads (the whole request path) / \
 sections generated; d: (cached rebuild - plain build) process CPU / sections"""
 

@@ -128,7 +128,9 @@ def project_from(config: MkDocsConfig, options: AigenConfig) -> Project:
     try:
         setup = resolve_setup(options, config, serving=False)
         setup.prompts.check()
-        scan = scan_site(config, log.warning, setup.lazy_grounder(log.warning))
+        scan = scan_site(
+            config, log.warning, setup.lazy_grounder(log.warning), setup.settings.language
+        )
     except (SetupError, TemplateError, LockError, StubError, MarkerError) as error:
         raise CliError(str(error)) from None
     return Project(
@@ -214,7 +216,8 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
             if entry["status"] == "generate":
                 entry["reasons"] = reasons(before.get(path), section.parts)
             sections.append(entry)
-        pages.append({"page": result.src_path, "sections": sections})
+        language = result.language or "en"
+        pages.append({"page": result.src_path, "language": language, "sections": sections})
     summary = {
         "model": model,
         "requests": len(planned),
@@ -234,7 +237,7 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     for page in pages:
-        print(page["page"])
+        print(page["page"] if page["language"] == "en" else f"{page['page']} ({page['language']})")
         for section in page["sections"]:
             why = f" ({', '.join(section['reasons'])})" if section.get("reasons") else ""
             print(f"  {section['status']:<9} {section['path']}{why}")

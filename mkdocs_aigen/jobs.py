@@ -62,6 +62,8 @@ class Settings:
     cite: bool = False
     #: Where a cited file is linked: this URL followed by its path; ``None``: named only.
     source_link: str | None = None
+    #: The theme's language, for pages that name none (``None``: English).
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class PageJob:
     nav_next: str | None = None
     #: The page's resolved ``sources`` (``None``: nothing on it cites a source).
     grounding: Grounding | None = None
+    #: The language to write in, e.g. ``fr`` (``None``: English, the templates' own).
+    language: str | None = None
 
 
 @dataclass
@@ -174,6 +178,8 @@ class PageResult:
     warnings: list[str] = field(default_factory=list)
     #: Requests the page asked for, by stage (whatever answered them).
     asked: Counter[str] = field(default_factory=Counter)
+    #: The language it is written in (``None``: English, the templates' own).
+    language: str | None = None
 
     @property
     def failed(self) -> list[SectionResult]:
@@ -234,6 +240,7 @@ def page_result_to_data(result: PageResult) -> dict[str, Any]:
         "regenerated": result.regenerated,
         "warnings": list(result.warnings),
         "asked": dict(result.asked),
+        "language": result.language,
     }
 
 
@@ -264,6 +271,7 @@ def page_result_from_data(data: Any) -> PageResult:
             _typed(w, str, "warnings") for w in _list(record.get("warnings", []), "warnings")
         ],
         asked=Counter({_typed(k, str, "asked"): _typed(v, int, "asked") for k, v in asked.items()}),
+        language=_optional(record.get("language"), str, "language"),
     )
 
 

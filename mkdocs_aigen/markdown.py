@@ -304,7 +304,9 @@ def _new_run(
     from mkdocs_aigen.siterun import SiteRun
 
     try:
-        scan = scan_site(config, log.warning, setup.lazy_grounder(log.warning))
+        scan = scan_site(
+            config, log.warning, setup.lazy_grounder(log.warning), setup.settings.language
+        )
     except Exception as error:
         raise _user_error(error) from None
     run = SiteRun(setup, scan.jobs, log.warning, on_progress=progress, on_all_done=report)

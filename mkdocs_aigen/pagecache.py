@@ -164,8 +164,12 @@ def site_identity(settings: Settings, templates: str, fallback: object = None) -
     return _digest(PAGE_FORMAT, CACHE_FORMAT, __version__, templates, settings, fallback)
 
 
-def page_key(site: str, src_path: str, text: str) -> str:
-    """The key of a page's source ``text`` under the :func:`site_identity` ``site``."""
+def page_key(site: str, src_path: str, text: str, locale: str | None = None) -> str:
+    """The key of a page's source ``text`` under the :func:`site_identity` ``site``;
+    ``locale``: the language mkdocs-static-i18n builds it in (one file can be built in
+    several, each written in its own)."""
+    if locale:
+        return _digest(site, src_path, text, locale)
     return _digest(site, src_path, text)
 
 

@@ -35,6 +35,7 @@ from mkdocs_aigen.jobs import (
     Settings,
     Stage,
 )
+from mkdocs_aigen.languages import language_name
 from mkdocs_aigen.prompts import Prompts
 from mkdocs_aigen.refresh import Refresh
 from mkdocs_aigen.requests import ChatRequest, Message, inputs_key
@@ -68,7 +69,7 @@ class PagePipeline:
         self.settings = settings
         self.prompts = prompts
         self.stats = stats
-        self.result = PageResult(job.stub.src_path)
+        self.result = PageResult(job.stub.src_path, language=job.language)
         self.polish = job.stub.polish if job.stub.polish is not None else settings.polish
         self._plain_outline: str | None = None
         #: Proposed children (``sections: auto``) are written from their parent's sources.
@@ -467,6 +468,9 @@ class PagePipeline:
             # None, not False or (): a page without sources keeps its inputs key.
             "page_sources": grounding.page or None if grounding is not None else None,
             "grounded": True if grounding is not None else None,
+            # None for English: a page that never set a language keeps its keys.
+            "language": self.job.language,
+            "language_name": language_name(self.job.language) if self.job.language else None,
         }
 
     def _outline_text(self, expanded: dict[tuple[str, ...], tuple[str, ...]] | None = None) -> str:

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._macros: Any = None
         #: This build's reader of ``sources`` (see ``_build_grounder``).
         self._grounder: Grounder | None = None
+        #: mkdocs-static-i18n's language of each page of this build, by ``src_uri``.
+        self._locales: dict[str, str | None] = {}
         #: Source files of stored pages found untouched (``mkdocs serve`` watches them).
         self._untouched: set[str] = set()
         #: ``mkdocs serve``'s server, and the source files it watches already.
@@ -143,8 +146,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         return None
 
     # Late, whatever the order in `plugins:`: pages that mkdocs-gen-files and its like
-    # generate in their own `on_files` (default priority) can carry stubs too.
-    @event_priority(-50)
+    # generate in their own `on_files` (default priority) can carry stubs too, and
+    # mkdocs-static-i18n (-100) has picked this build's language and its pages.
+    @event_priority(-110)
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
         """Find every stub of the site (and stop on a bad one before anything is spent).
 
@@ -158,6 +162,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._stub_pages, self._stored, self._sources, self._page_keys = {}, {}, {}, {}
         self._pending = {}  # under `mkdocs serve`, nothing of the previous build carries over
         self._grounder = None  # every source file is read again, once, each build
+        self._locales = {}
         self._untouched = set()  # source files of stored pages, checked by their stamps
         store = self._page_store(setup)
         site = setup.pages_identity() if store is not None else ""
@@ -169,10 +174,11 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             if not may_have_stub(text):
                 continue
             src_path = file.src_uri
+            locale = self._locales[src_path] = _i18n_locale(file)
             if store is not None and src_path not in self._refresh:
-                key = self._page_keys[src_path] = page_key(site, src_path, text)
+                key = self._page_keys[src_path] = page_key(site, src_path, text, locale)
                 stored = store.get(key)
-                if stored is not None and self._sources_unchanged(stored):
+                if stored is not None and self._sources_unchanged(stored, key, store):
                     self._stored[src_path] = stored
                     self._sources[src_path] = text
                     continue
@@ -183,6 +189,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._start_backend_if_needed()
         return None
 
+    # After mkdocs-static-i18n (-100) has made this language's nav: prompts name the
+    # neighbours a reader of this language sees.
+    @event_priority(-110)
     def on_nav(self, nav: Navigation, *, config: MkDocsConfig, files: Files) -> Navigation | None:
         """Submit every section of every page, then let the pool go, longest first."""
         if not self.config.enabled or not (self._stub_pages or self._stored):
@@ -428,8 +437,10 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             warned = True
             log.warning(message)
 
+        assert self._setup is not None
+        language = self._locales.get(src_path) or self._setup.settings.language
         try:
-            page = find_stub(text, src_path, warn, self._build_grounder)
+            page = find_stub(text, src_path, warn, self._build_grounder, language)
         except (StubError, MarkerError) as error:
             raise PluginError(f"aigen: {error}") from None
         if page is not None:
@@ -450,14 +461,24 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 raise PluginError(f"aigen: {self._config_name}: {error}") from None
         return self._grounder
 
-    def _sources_unchanged(self, stored: StoredPage) -> bool:
+    def _sources_unchanged(self, stored: StoredPage, key: str, store: PageStore) -> bool:
         """Whether every source file a stored page was written from is as it was."""
-        if not stored.globs:
-            assert self._setup is not None
-            if sources_untouched(self._setup.root, stored.files):
-                self._untouched.update(path for path, *_ in stored.files)
-                return True  # the usual rebuild: nothing read, nothing imported
-        return self._build_grounder().fresh(stored.files, stored.globs)
+        assert self._setup is not None
+        if not stored.globs and sources_untouched(self._setup.root, stored.files):
+            self._untouched.update(path for path, *_ in stored.files)
+            return True  # the usual rebuild: nothing read, nothing imported
+        grounder = self._build_grounder()
+        if not grounder.fresh(stored.files, stored.globs):
+            return False
+        # Only touched (a checkout, a formatter that changed nothing): the page stays, and
+        # is stored again with the new stamps so the next build needs one stat per file.
+        stamps = [(path, grounder.library.file_stamp(path)) for path, *_ in stored.files]
+        files = tuple(
+            (path, digest, *stamp) if stamp is not None else (path, digest, size, mtime)
+            for (path, digest, size, mtime), (_, stamp) in zip(stored.files, stamps, strict=True)
+        )
+        store.put(key, replace(stored, files=files))
+        return True
 
     @staticmethod
     def _page_store(setup: Setup) -> PageStore | None:
@@ -636,3 +657,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
     def _cancel(self) -> None:
         if self._engine is not None:
             self._engine.cancel()
+
+
+def _i18n_locale(file: Any) -> str | None:
+    """The language mkdocs-static-i18n builds ``file`` in this time, if it runs."""
+    locale = getattr(file, "locale", None)
+    return locale if isinstance(locale, str) and locale else None

@@ -150,6 +150,8 @@ _PAGE_VARIABLES = (
     "tone",
     "page_sources",
     "grounded",
+    "language",
+    "language_name",
 )
 _SECTION_VARIABLES = (
     "outline",
@@ -199,6 +201,8 @@ _SAMPLES: dict[str, Any] = {
     "has_children": True,
     "criteria": {"clarity": "sample criterion"},
     "grounded": True,
+    "language": "fr",
+    "language_name": "French",
     "page_sources": [{"label": "src/sample.py", "text": "sample page source"}],
     "section_sources": [{"label": "src/sample.py:1-2", "text": "sample section source"}],
 }

@@ -101,6 +101,7 @@ def report_data(
         measured = [s for s in result.sections if s.ratio is not None]
         pages[result.src_path] = {
             "url": context.urls.get(result.src_path),
+            "language": result.language or "en",
             "sections": len(result.sections),
             "failed": [" > ".join(s.path) for s in result.failed],
             "augmented": [" > ".join(s.path) for s in result.sections if s.augmented],

@@ -13,6 +13,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs_aigen.budget import Cap, PriceError, resolve_cap
 from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jobs import Fallback, ReviewSettings, Settings
+from mkdocs_aigen.languages import normalise, theme_language
 from mkdocs_aigen.lockfile import LockFile
 from mkdocs_aigen.prompts import Prompts
 
@@ -227,6 +228,7 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         sources_max_tokens=options.sources_max_tokens,
         cite=options.cite,
         source_link=source_link(config),
+        language=normalise(theme_language(config)),
     )
     sources_root = None
     if options.sources_root:

@@ -35,6 +35,8 @@ class StubPage:
     stub: PageStub
     title: str
     grounding: Grounding | None = None
+    #: The language it is written in (``None``: English, the templates' own).
+    language: str | None = None
 
 
 def may_have_stub(text: str) -> bool:
@@ -48,11 +50,14 @@ def find_stub(
     src_path: str,
     warn: Callable[[str], None],
     grounder: Callable[[], Grounder] | None = None,
+    language: str | None = None,
 ) -> StubPage | None:
     """Parse one page's source; ``None`` for pages without a stub (the vast majority).
 
     ``grounder`` gives the build's :class:`~mkdocs_aigen.grounding.Grounder`, which reads
     the page's ``sources`` (a bad one raises :class:`~mkdocs_aigen.stubs.StubError`).
+    ``language`` is the page's unless its stub names one: mkdocs-static-i18n's locale for
+    it, else the theme's language.
     """
     if not may_have_stub(text):
         return None
@@ -79,7 +84,10 @@ def find_stub(
             return StubError(src_path, field, expected)
 
         grounding = grounder().ground(stub, fail)
-    return StubPage(src_path, stub, page_title(stub, body, src_path), grounding)
+    from mkdocs_aigen.languages import page_language
+
+    written_in = page_language(stub.language, language, None)
+    return StubPage(src_path, stub, page_title(stub, body, src_path), grounding, written_in)
 
 
 def page_title(stub: PageStub, body: str, src_path: str) -> str:
@@ -130,7 +138,9 @@ def page_jobs(
     jobs = []
     for page in stub_pages:
         previous, following = neighbours.get(page.src_path, (None, None))
-        jobs.append(PageJob(page.stub, page.title, previous, following, page.grounding))
+        jobs.append(
+            PageJob(page.stub, page.title, previous, following, page.grounding, page.language)
+        )
     return jobs
 
 
@@ -161,6 +171,7 @@ def scan_site(
     config: MkDocsConfig,
     warn: Callable[[str], None],
     grounder: Callable[[], Grounder] | None = None,
+    language: str | None = None,
 ) -> SiteScan:
     """The stub pages of ``config``'s ``docs_dir`` as jobs, with their nav neighbours.
 
@@ -177,7 +188,7 @@ def scan_site(
     sources: dict[str, str] = {}
     for file in files.documentation_pages():
         text = file_text(file)
-        page = find_stub(text, file.src_uri, warn, grounder)
+        page = find_stub(text, file.src_uri, warn, grounder, language)
         if page is not None:
             stub_pages[file.src_uri] = page
             sources[file.src_uri] = text

@@ -73,6 +73,9 @@ class PageStub:
     sources: tuple[SourceSpec, ...] = ()
     #: ``None`` inherits the site's ``cite``.
     cite: bool | None = None
+    #: The language to write in (``fr``, ``pt-BR``); ``None``: mkdocs-static-i18n's locale
+    #: for the page, else the theme's language.
+    language: str | None = None
 
 
 class StubError(Exception):
@@ -94,6 +97,7 @@ _PAGE_KEYS = (
     "notice",
     "sources",
     "cite",
+    "language",
     "outline",
 )
 _ITEM_KEYS = ("title", "words", "hint", "sources", "cite", "sections")
@@ -258,6 +262,7 @@ class _StubParser:
             notice=self.flag(raw.get("notice"), "aigen.notice"),
             sources=self.sources(raw.get("sources"), "aigen.sources"),
             cite=self.flag(raw.get("cite"), "aigen.cite"),
+            language=self.language(raw.get("language")),
             outline=self.outline(raw),
             title=(title.strip() or None) if isinstance(title, str) else None,
         )
@@ -450,6 +455,16 @@ class _StubParser:
         if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_WORDS:
             return value
         raise self.fail(field, _WORDS_EXPECTED, value)
+
+    def language(self, value: Any) -> str | None:
+        """An optional language code such as ``fr`` or ``pt-BR``."""
+        if value is None:
+            return None
+        from mkdocs_aigen.languages import LANGUAGE_RE  # pages that name a language only
+
+        if isinstance(value, str) and LANGUAGE_RE.match(value.strip()):
+            return value.strip()
+        raise self.fail("aigen.language", "a language code such as 'fr', 'de' or 'pt-BR'", value)
 
     def sources(self, value: Any, field: str) -> tuple[SourceSpec, ...]:
         """An optional list of source entries, checked for form only (files are read when

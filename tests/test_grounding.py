@@ -4,6 +4,7 @@ server and the real ``mkdocs build``."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from mkdocs.exceptions import Abort
 
+import mkdocs_aigen
 from tests.conftest import Site, warning_messages
 from tests.fake_server import FakeOpenAI, message_text
 from tests.test_cli import aigen
@@ -157,6 +159,20 @@ def test_editing_a_source_regenerates_exactly_the_sections_that_cite_it(
     grounded.build()
     assert server.count("section") == first  # nothing changed: nothing sent
     cli = grounded.root / "src" / "lumen" / "cli.py"
+    # Touched, not changed (a checkout does this): still nothing sent, and the stored page
+    # takes the new stamp, so the next build needs one stat per file again.
+    touched = cli.stat().st_mtime_ns + 5_000_000_000
+    os.utime(cli, ns=(touched, touched))
+    grounded.build()
+    assert server.count("section") == first
+    store = grounded.root / ".cache" / "plugin" / "aigen" / "pages"
+    stamps = [
+        entry[3]
+        for page in store.glob("*.json")
+        for entry in json.loads(page.read_text(encoding="utf-8")).get("files", [])
+        if entry[0] == "src/lumen/cli.py"
+    ]
+    assert stamps == [touched]
     cli.write_text(CLI_PY.replace("lumen check", "lumen doctor"), encoding="utf-8")
     grounded.build()
     again = [_prompt(r) for r in server.records("section")[first:]]
@@ -359,6 +375,18 @@ def test_plan_names_model_and_neighbour_changes(grounded: Site, server: FakeOpen
     assert reasons[("guide.md", "FAQ")] == ["new"]
     assert reasons[("guide.md", "Troubleshooting")] == ["model changed", "neighbours changed"]
     assert reasons[("about.md", "Motivation")] == ["model changed"]
+    # Back to the model of the last build, with a reworded section template.
+    templates = grounded.root / "templates"
+    templates.mkdir()
+    packaged = Path(mkdocs_aigen.__file__).parent / "templates" / "section.j2"
+    (templates / "section.j2").write_text(
+        packaged.read_text(encoding="utf-8") + "Be brief.\n", encoding="utf-8"
+    )
+    grounded.plugin.update(model="test-model", templates_dir=str(templates))
+    plan = json.loads(aigen(grounded, "plan", "--json").stdout)
+    motivation = plan["pages"][0]["sections"][0]
+    assert (plan["pages"][0]["page"], motivation["path"]) == ("about.md", "Motivation")
+    assert motivation["reasons"] == ["template changed"]
 
 
 # -- budget, globs, objects by module name ----------------------------------------------------

@@ -472,7 +472,8 @@ def test_unknown_keys_warn_with_suggestion() -> None:
     assert warnings == [
         f"{SRC}: 'aigen.tonne' is not a known key; did you mean 'tone'?",
         f"{SRC}: 'aigen.colour' is not a known key; "
-        "known keys: brief, audience, tone, words, polish, notice, sources, cite, outline",
+        "known keys: brief, audience, tone, words, polish, notice, sources, cite, language, "
+        "outline",
         f"{SRC}: 'aigen.outline[1].wrods' is not a known key; did you mean 'words'?",
     ]
     assert stub.tone is None
