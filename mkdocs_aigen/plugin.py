@@ -111,6 +111,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._macros: Any = None
         #: This build's reader of ``sources`` (see ``_build_grounder``).
         self._grounder: Grounder | None = None
+        #: Documentation pages looked at in this build (``on_files``, then ``on_nav``).
+        self._scanned: set[str] = set()
         #: mkdocs-static-i18n's language of each page of this build, by ``src_uri``.
         self._locales: dict[str, str | None] = {}
         #: Source files of stored pages found untouched (``mkdocs serve`` watches them).
@@ -164,16 +166,26 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self._grounder = None  # every source file is read again, once, each build
         self._locales = {}
         self._untouched = set()  # source files of stored pages, checked by their stamps
-        store = self._page_store(setup)
-        site = setup.pages_identity() if store is not None else ""
+        self._scanned = set()
         # Under `mkdocs serve`, only the first build: every save must not pay again.
         self._refresh = {} if self._refreshed_once else self._refresh_pages(files, config)
         self._refreshed_once = self._serving and bool(self._refresh)
+        self._scan(files, setup)
+        self._start_backend_if_needed()
+        return None
+
+    def _scan(self, files: Files, setup: Setup) -> None:
+        """Look at each documentation page not looked at yet in this build."""
+        store = self._page_store(setup)
+        site = setup.pages_identity() if store is not None else ""
         for file in files.documentation_pages():
+            src_path = file.src_uri
+            if src_path in self._scanned:
+                continue
+            self._scanned.add(src_path)
             text = file_text(file)
             if not may_have_stub(text):
                 continue
-            src_path = file.src_uri
             locale = self._locales[src_path] = _i18n_locale(file)
             if store is not None and src_path not in self._refresh:
                 key = self._page_keys[src_path] = page_key(site, src_path, text, locale)
@@ -183,21 +195,24 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                     self._sources[src_path] = text
                     continue
             self._find_stub(src_path, text)
-        for src_path in self._refresh:
-            if src_path not in self._stub_pages:
-                raise PluginError(f"aigen: AIGEN_REFRESH: '{src_path}' has no aigen stub")
-        self._start_backend_if_needed()
-        return None
 
     # After mkdocs-static-i18n (-100) has made this language's nav: prompts name the
     # neighbours a reader of this language sees.
     @event_priority(-110)
     def on_nav(self, nav: Navigation, *, config: MkDocsConfig, files: Files) -> Navigation | None:
         """Submit every section of every page, then let the pool go, longest first."""
-        if not self.config.enabled or not (self._stub_pages or self._stored):
+        if not self.config.enabled:
             return None
         setup = self._setup
         assert setup is not None
+        # Material's blog keeps its posts out of `files` from its `on_files` to its
+        # `on_nav` (both at -50): they are found now.
+        self._scan(files, setup)
+        for src_path in self._refresh:
+            if src_path not in self._stub_pages:
+                raise PluginError(f"aigen: AIGEN_REFRESH: '{src_path}' has no aigen stub")
+        if not (self._stub_pages or self._stored):
+            return None
         titles = {src: page.title for src, page in self._stub_pages.items()}
         titles.update((src, stored.title) for src, stored in self._stored.items())
         neighbours = nav_neighbours(((page.file.src_uri, page.title) for page in nav.pages), titles)

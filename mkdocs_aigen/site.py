@@ -102,7 +102,8 @@ def page_title(stub: PageStub, body: str, src_path: str) -> str:
 
 
 def _title_from_path(src_path: str) -> str:
-    stem = PurePosixPath(src_path).stem
+    # `index.fr.md` (mkdocs-static-i18n's suffix structure) is an `index` page too.
+    stem = PurePosixPath(src_path).stem.split(".")[0]
     if stem in ("index", "README"):
         stem = PurePosixPath(src_path).parent.name or "Home"
     return stem.replace("-", " ").replace("_", " ").capitalize()

@@ -45,12 +45,20 @@ def test_a_stub_in_a_post_fills_the_post_its_excerpt_and_the_search_index(
     site.page("index.md", "# Home\n")
     site.page("blog/index.md", "# Blog\n")
     site.page("blog/posts/lumen-2.md", POST)
+    # A draft: Material's blog leaves it out of a build, so nothing is spent on it.
+    site.page(
+        "blog/posts/draft.md",
+        POST.replace("date: 2024-01-31", "date: 2024-02-01\ndraft: true").replace(
+            "- How to upgrade", "- Unannounced plans"
+        ),
+    )
     result = site.cli("build")
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
     assert not [line for line in warnings if "aigen" in line], result.stderr
     answers = [r.response_text for r in server.records("section")]
-    assert len(answers) == 2
+    assert len(answers) == 2, result.stderr
+    assert not any("Unannounced" in json.dumps(r.body) for r in server.records())
     first_words = [text.split(".")[0] for text in answers if text]
     post = site.root / "site" / "blog" / "2024" / "01" / "31" / "lumen-20-is-out" / "index.html"
     html = post.read_text(encoding="utf-8")

@@ -80,9 +80,16 @@ def test_each_language_gets_its_sections_in_its_language(
     }
     assert "Write in French (language code fr)" in prompts["Prérequis"]
     assert "Write in" not in prompts["Requirements"]
-    assert "Write in" not in prompts["Upgrade"]  # the English page, in the French site too
-    # Six sections in all: the English FAQ is written once, for both sites.
-    assert server.count("section") == 6
+    faq = [
+        "\n".join(message_text(m) for m in r.body["messages"])
+        for r in server.records("section")
+        if "Page: FAQ" in message_text(r.body["messages"][-1])
+    ]
+    # The English FAQ, in both sites: in English, next to each site's own pages.
+    assert len(faq) == 4 and not any("Write in" in text for text in faq)
+    assert sum("Next page in the docs: Guide FR" in text for text in faq) == 2
+    assert sum("Next page in the docs: Guide\n" in text for text in faq) == 2
+    assert server.count("section") == 8
     again = site.cli("build")
     assert again.returncode == 0, again.stderr
-    assert server.count("section") == 6  # each language from its own cache entries
+    assert server.count("section") == 8  # each language from its own cache entries
