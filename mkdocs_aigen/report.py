@@ -81,7 +81,9 @@ def write_report(
     context = context or ReportContext()
     report = report_data(stats, results, context)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    # Compact: a tool reads it (the HTML page beside it is for people), and indenting
+    # it was the slowest part of a cached rebuild's report.
+    path.write_text(json.dumps(report, separators=(",", ":")) + "\n", encoding="utf-8")
     # Loaded here: writing HTML is the report's business only, never a page's.
     from mkdocs_aigen.report_html import render_report
 
