@@ -132,9 +132,14 @@ class Budget:
             self._reserved += most
         return most
 
-    def settle(self, reserved: float, prompt_tokens: int, completion_tokens: int) -> None:
-        """The request that reserved ``reserved`` ended, having used these tokens."""
-        spent = cost(self.price, prompt_tokens, completion_tokens) if self.price else 0.0
+    def settle(
+        self, reserved: float, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
+    ) -> None:
+        """The request that reserved ``reserved`` ended, having used these tokens (of the
+        prompt's, ``cached_tokens`` at the cached rate)."""
+        spent = (
+            cost(self.price, prompt_tokens, completion_tokens, cached_tokens) if self.price else 0.0
+        )
         with self._lock:
             self._reserved -= reserved
             self.spent += spent

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -203,8 +204,9 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         prompt, completion = estimate_tokens(request)
         prompt_tokens += prompt
         completion_tokens += completion
+    cached_tokens = likely_cached_tokens(planned)
     price = prices.get(model)
-    spend = None if price is None else cost(price, prompt_tokens, completion_tokens)
+    spend = None if price is None else cost(price, prompt_tokens, completion_tokens, cached_tokens)
     history = History(project.setup.cache_dir, project.setup.site)
     pages = []
     for result in results:
@@ -228,6 +230,7 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         "fallback": sum(1 for p in pages for s in p["sections"] if s["status"] == "fallback"),
         "to_generate": sum(1 for p in pages for s in p["sections"] if s["status"] == "generate"),
         "prompt_tokens": prompt_tokens,
+        "prompt_tokens_likely_cached": cached_tokens,
         "completion_tokens_max": completion_tokens,
         "estimated_cost_usd": round(spend, 4) if spend is not None else None,
         "cap": _cap_forecast(project, len(planned), prompt_tokens, completion_tokens),
@@ -248,7 +251,10 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
         f"{summary['cached']} cached{fallback}, {summary['to_generate']} to generate"
     )
     print(f"requests to send: {summary['requests']} ({stages})")
-    print(f"estimated tokens: {prompt_tokens} prompt + up to {completion_tokens} completion")
+    cached = f" ({cached_tokens} likely cached)" if cached_tokens else ""
+    print(
+        f"estimated tokens: {prompt_tokens} prompt{cached} + up to {completion_tokens} completion"
+    )
     if spend is not None:
         print(f"estimated cost: at most ${spend:.4f} with {model}")
     else:
@@ -257,6 +263,29 @@ def command_plan(project: Project, arguments: argparse.Namespace) -> int:
     if summary["cap"] is not None:
         print(summary["cap"]["message"])
     return 0
+
+
+#: OpenAI's prompt cache: prefixes of at least this many tokens, counted in blocks.
+CACHE_MIN_TOKENS, CACHE_BLOCK_TOKENS = 1024, 128
+
+
+def likely_cached_tokens(requests: Sequence[ChatRequest]) -> int:
+    """Prompt tokens a provider's prompt cache would likely serve: after the first request
+    of each page, the prefix all of that page's requests share (when long enough)."""
+    import os
+
+    groups: dict[str, list[str]] = {}
+    for request in requests:
+        text = "".join(m.content for m in request.messages)
+        groups.setdefault(request.cache_group or request.key, []).append(text)
+    total = 0
+    for texts in groups.values():
+        if len(texts) < 2:
+            continue
+        shared = estimate_prompt_tokens(len(os.path.commonprefix(texts)))  # noqa: RUF071
+        if shared >= CACHE_MIN_TOKENS:
+            total += (len(texts) - 1) * (shared - shared % CACHE_BLOCK_TOKENS)
+    return total
 
 
 def _cap_forecast(
@@ -563,6 +592,63 @@ def command_render(project: Project, arguments: argparse.Namespace) -> int:
 # -- regenerate ------------------------------------------------------------------------
 
 
+def command_batch(project: Project, arguments: argparse.Namespace) -> int:
+    """``mkdocs-aigen batch ACTION``: see :mod:`mkdocs_aigen.batch`."""
+    from mkdocs_aigen.batch import runner
+
+    try:
+        state = runner.state_for(project)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    path = Path(arguments.jsonl) if arguments.jsonl else None
+    action = arguments.action
+    client = None if path is not None else _batch_client(project)
+    if action == "submit":
+        made = runner.submit(project, state, client, path)
+        for batch in made:
+            print(
+                f"submitted {batch.id or '(pending)'}: {len(batch.keys)} requests ({batch.model})"
+            )
+        if not made:
+            print("nothing to submit: every request of this round is cached, locked or in flight")
+        return 0
+    if action == "status":
+        pending = runner.status(state, client)
+        for batch in pending:
+            print(f"{batch.id}: {batch.status}, {len(batch.keys)} requests ({batch.model})")
+        print(f"{len(pending)} batch(es) not collected")
+        return 0
+    if action == "collect":
+        got = runner.collect(project, state, client, path)
+        print(
+            f"collected: {got.stored} answers stored, {got.failed} missing "
+            f"({got.truncated} cut off at max_tokens, asked again with more next round)"
+        )
+        return 0
+    if action == "cancel":
+        print(f"cancelled {runner.cancel(state, client)} batch(es)")
+        return 0
+    if client is None:
+        raise CliError("batch run uploads to the Batch API: --jsonl is for submit and collect")
+    config_file = str(project.config_file)
+    got = runner.run(lambda: load_project(config_file), state, client, arguments.poll, print)
+    return 0 if got.failed == 0 else 1
+
+
+def _batch_client(project: Project) -> Any:
+    """The SDK's client, for its files and batches APIs."""
+    setup = project.setup
+    api_key = os.environ.get(setup.api_key_env, "").strip()
+    if not api_key and not setup.base_url:
+        raise CliError(
+            f"no API key in ${setup.api_key_env}: the Batch API needs one "
+            "(or use --jsonl for a batch runner of your own)"
+        )
+    import openai
+
+    return openai.OpenAI(api_key=api_key or "unused", base_url=setup.base_url, max_retries=3)
+
+
 def command_regenerate(project: Project, arguments: argparse.Namespace) -> int:
     """Send one page's (or one section's, or one stage's) requests again, whatever the
     lock and the cache hold; update both; print a unified diff of the generated text."""
@@ -721,6 +807,20 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate.add_argument(
         "--stage", choices=("section", "polish", "review"), help="only this stage's requests"
     )
+    batch = command(
+        commands,
+        "batch",
+        "generate through the Batch API (half price, up to 24 h) or a JSONL batch file",
+    )
+    batch.add_argument("action", choices=("submit", "status", "collect", "cancel", "run"))
+    batch.add_argument(
+        "--jsonl",
+        help="submit: write the requests to this file instead of uploading them; "
+        "collect: read the answers from this results file",
+    )
+    batch.add_argument(
+        "--poll", type=float, default=60.0, help="run: seconds between status checks"
+    )
     return parser
 
 
@@ -734,6 +834,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lock": command_lock,
         "render": command_render,
         "regenerate": command_regenerate,
+        "batch": command_batch,
     }
     try:
         project = load_project(getattr(arguments, "config_file", None))

@@ -80,8 +80,19 @@ class AigenConfig(base.Config):
     tpm = opt.Optional(opt.Type(int))
     """Tokens per minute the provider allows (prompt plus ``max_tokens`` per request)."""
 
-    timeout = opt.Type((int, float), default=120)
-    """Seconds to wait for one answer before it counts as failed (and is retried)."""
+    timeout = opt.Optional(opt.Type((int, float)))
+    """Seconds to wait for one answer before it counts as failed (and is retried); unset:
+    120, or 900 with ``service_tier: flex``, whose answers can take many minutes."""
+
+    service_tier = opt.Optional(opt.Choice(("auto", "default", "flex", "priority")))
+    """OpenAI's processing tier, sent with every request. ``flex`` bills at batch rates
+    but answers slower, and may refuse with 429 "resource unavailable" when busy: such a
+    429 is retried with backoff, not taken as a rate limit. Unset: not sent."""
+
+    prompt_cache_key = opt.Optional(opt.Type(bool))
+    """Send a ``prompt_cache_key`` per page, so the provider routes a page's requests (which
+    share their start) to the same prompt cache. Unset: on for the OpenAI API, off for
+    other base URLs (some servers reject fields they do not know)."""
 
     max_retries = opt.Type(int, default=5)
     """Retries per request after the first attempt, for 429, 408, 5xx, timeouts and

@@ -387,7 +387,12 @@ class Engine:
         tokens = completion.prompt_tokens + completion.completion_tokens
         self._record(request, asked, start, "ok", tokens)
         if budget is not None:
-            budget.settle(reserved, completion.prompt_tokens, completion.completion_tokens)
+            budget.settle(
+                reserved,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                completion.cached_tokens,
+            )
         limiter.on_success(
             permit,
             headers=completion.headers,
@@ -398,6 +403,7 @@ class Engine:
             request.stage,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
+            cached_tokens=completion.cached_tokens,
             latency=completion.latency,
         )
         return completion

@@ -294,9 +294,7 @@ def _section(data: Any) -> SectionResult:
         answer_key=_optional(record.get("answer_key"), str, "sections.answer_key"),
         created=_optional_number(record.get("created"), "sections.created"),
         edited=_optional(record.get("edited"), bool, "sections.edited"),
-        sources=tuple(
-            _pair(pair, "sections.sources") for pair in _list(record.get("sources", []), "sources")
-        ),
+        sources=_pairs(record.get("sources", []), "sections.sources"),
     )
 
 
@@ -340,11 +338,15 @@ def _list(value: Any, where: str) -> list[Any]:
     return _typed(value, list, where)
 
 
-def _pair(value: Any, where: str) -> tuple[str, str]:
-    items = _strings(value, where)
-    if len(items) != 2:
-        raise DataError(f"{where}: expected [label, digest]")
-    return items[0], items[1]
+def _pairs(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    # One pass with no calls per item: a grounded page has a few sources per section,
+    # and reading the page back is on every cached rebuild's path.
+    if isinstance(value, list) and all(
+        type(pair) is list and len(pair) == 2 and type(pair[0]) is str and type(pair[1]) is str
+        for pair in value
+    ):
+        return tuple((pair[0], pair[1]) for pair in value)
+    raise DataError(f"{where}: expected [label, digest] pairs")
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

@@ -72,6 +72,7 @@ class PagePipeline:
         self.result = PageResult(job.stub.src_path, language=job.language)
         self.polish = job.stub.polish if job.stub.polish is not None else settings.polish
         self._plain_outline: str | None = None
+        self._group: str | None = None
         #: Proposed children (``sections: auto``) are written from their parent's sources.
         self._parents: dict[str, OutlineItem] = {}
 
@@ -533,7 +534,18 @@ class PagePipeline:
             templates=self.prompts.fingerprint(),
             label=label,
             inputs=inputs_key(stage, self.settings.model, variables, sampling),
+            cache_group=self._cache_group(),
         )
+
+    def _cache_group(self) -> str:
+        """The page's ``prompt_cache_key``: a short digest (providers cap its length, and
+        page paths stay off the wire)."""
+        if self._group is None:
+            import hashlib
+
+            page = f"{self.settings.site_name}\0{self.job.stub.src_path}"
+            self._group = "aigen-" + hashlib.sha256(page.encode("utf-8")).hexdigest()[:24]
+        return self._group
 
 
 def sanitize_markdown(text: str, allow_html: bool) -> str:

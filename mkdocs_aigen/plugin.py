@@ -563,7 +563,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             backend_factory=setup.backend_factory,
             limiter=setup.make_limiter,
             max_retries=self.config.max_retries,
-            timeout=float(self.config.timeout),
+            timeout=setup.timeout,
             on_progress=self._progress,
             longest_first=setup.max_parallel != 1,
         )

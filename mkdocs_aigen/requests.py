@@ -49,6 +49,9 @@ class ChatRequest:
     #: :func:`inputs_key` of what the prompt was rendered from, without the templates'
     #: wording: the lock finds a reviewed text by it when only the templates changed.
     inputs: str = field(default="", compare=False)
+    #: What the requests sharing a prompt prefix have in common (their page), sent as
+    #: ``prompt_cache_key`` where enabled; never part of the hash.
+    cache_group: str = field(default="", compare=False)
 
     @cached_property
     def key(self) -> str:
@@ -123,6 +126,8 @@ class Completion:
     latency: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
     finish_reason: str | None = None
+    #: Prompt tokens the provider served from its prompt cache (billed at a lower rate).
+    cached_tokens: int = 0
 
 
 ErrorKind = Literal["retryable", "throttled", "fatal", "invalid", "truncated"]

@@ -78,6 +78,9 @@ class Setup:
     root: Path = field(default_factory=Path)
     #: The folder no source is read outside of (``sources_root``).
     sources_root: Path | None = None
+    #: The OpenAI-compatible endpoint and the variable holding its key (``batch``).
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
 
     def lazy_grounder(self, warn: Callable[[str], None]) -> Callable[[], Grounder]:
         """:meth:`grounder`, made on the first call and then the same one."""
@@ -159,7 +162,7 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
     concurrency = _concurrency(options.concurrency)
     if options.words < 1:
         raise SetupError(f"'words' must be a positive integer, found {options.words}")
-    if options.timeout <= 0:
+    if options.timeout is not None and options.timeout <= 0:
         raise SetupError(f"'timeout' must be a positive number of seconds, found {options.timeout}")
     if options.max_retries < 0:
         raise SetupError(f"'max_retries' must be 0 or more, found {options.max_retries}")
@@ -253,6 +256,7 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         )
     except PriceError as error:
         raise SetupError(str(error)) from None
+    timeout = resolved_timeout(options)
     identity = (
         backend_name,
         model,
@@ -262,7 +266,9 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         options.rpm,
         options.tpm,
         str(cache_dir),
-        options.timeout,
+        timeout,
+        options.service_tier,
+        options.prompt_cache_key,
         options.max_retries,
         fallback,
     )
@@ -283,12 +289,14 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         max_parallel=max_parallel,
         engine_identity=identity,
         max_retries=options.max_retries,
-        timeout=float(options.timeout),
+        timeout=timeout,
         fallback=fallback,
         site=str(Path(config.config_file_path or "mkdocs.yml").resolve()),
         cap=cap,
         root=root,
         sources_root=sources_root,
+        base_url=options.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+        api_key_env=options.api_key_env,
     )
 
 
@@ -322,6 +330,24 @@ def source_link(config: MkDocsConfig) -> str | None:
     # GitHub's and GitLab's edit views have a read-only twin at the same place.
     path = path.replace("edit/", "blob/", 1) if path.startswith(("edit/", "-/edit/")) else path
     return f"{repo_url.rstrip('/')}/{path}/" if path else f"{repo_url.rstrip('/')}/"
+
+
+#: Seconds per answer unless ``timeout`` says otherwise; flex answers can take minutes
+#: (OpenAI suggests allowing 15 for them).
+DEFAULT_TIMEOUT = 120.0
+FLEX_TIMEOUT = 900.0
+
+
+def resolved_timeout(options: AigenConfig) -> float:
+    """``timeout``, else the default for the ``service_tier``."""
+    if options.timeout is not None:
+        return float(options.timeout)
+    return FLEX_TIMEOUT if options.service_tier == "flex" else DEFAULT_TIMEOUT
+
+
+def _is_openai(base_url: str | None) -> bool:
+    """The OpenAI API itself (no base URL, or api.openai.com), which takes every field."""
+    return base_url is None or "api.openai.com" in base_url
 
 
 def environment_flag(name: str) -> bool:
@@ -388,14 +414,23 @@ def _backend(options: AigenConfig, root: Path) -> BackendChoice:
                 "`offline: true`.",
                 None,
             )
-        timeout = float(options.timeout)
+        timeout = resolved_timeout(options)
+        service_tier = options.service_tier
+        cache_keys = options.prompt_cache_key
+        if cache_keys is None:
+            cache_keys = _is_openai(base_url)
 
         def make_openai() -> Backend:
+            from mkdocs_aigen.backends.body import SendOptions
             from mkdocs_aigen.backends.openai_backend import OpenAIBackend
 
             # A local server (Ollama, llama.cpp) needs no key, but the SDK insists on one.
             return OpenAIBackend(
-                api_key=api_key or "unused", base_url=base_url, timeout=timeout, key_env=key_name
+                api_key=api_key or "unused",
+                base_url=base_url,
+                timeout=timeout,
+                key_env=key_name,
+                sending=SendOptions(service_tier, cache_keys),
             )
 
         return "openai", make_openai, None, None, None

@@ -25,6 +25,8 @@ class StageStats:
     throttled: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Of ``prompt_tokens``, those the provider read from its prompt cache.
+    cached_tokens: int = 0
     latency: float = 0.0
 
 
@@ -147,10 +149,11 @@ class BuildStats:
                 f", words {mean:.0%} of target, augmented {self.augmented}"
                 f" ({self.augmentation_rate() or 0:.0%} of generated)"
             )
+        cached = _cached(self.total("cached_tokens"))
         return (
             f"{self.sections_total} sections, {hits} cache/lock hits, {requests} requests, "
             f"{int(self.total('retries'))} retries, {self.sections_failed} failed, "
-            f"tokens {int(self.total('prompt_tokens'))} prompt + "
+            f"tokens {int(self.total('prompt_tokens'))} prompt{cached} + "
             f"{int(self.total('completion_tokens'))} completion, "
             f"wall {self.wall:.2f}s, request time {self.total('latency'):.2f}s{ratio}"
         )
@@ -166,7 +169,8 @@ class BuildStats:
             lines.append(
                 f"{name}: {s.requests} requests, {s.cache_hits} cache hits, "
                 f"{s.lock_hits} lock hits, {s.retries} retries, {s.failures} failed, "
-                f"tokens {s.prompt_tokens} prompt + {s.completion_tokens} completion, "
+                f"tokens {s.prompt_tokens} prompt{_cached(s.cached_tokens)} + "
+                f"{s.completion_tokens} completion, "
                 f"request time {s.latency:.2f}s"
             )
         return lines
@@ -197,3 +201,8 @@ class BuildStats:
             "wall_seconds": round(self.wall, 3),
             "stages": stages,
         }
+
+
+def _cached(tokens: float) -> str:
+    """`` (N cached)`` when the provider read prompt tokens from its cache; else nothing."""
+    return f" ({int(tokens)} cached)" if tokens else ""

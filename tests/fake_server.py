@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import random
 import re
 import signal
@@ -56,6 +57,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fake_batches import FakeBatches
 
 HOST = "127.0.0.1"
 #: ``max_tokens`` charged to the token bucket when the request names none.
@@ -113,6 +116,8 @@ class RequestRecord:
     #: What the token bucket was charged: ``prompt_tokens + max_tokens`` (0 if not admitted).
     charged_tokens: int = 0
     completion_tokens: int = 0
+    #: ``usage.prompt_tokens_details.cached_tokens`` of the answer (a shared prefix).
+    cached_tokens: int = 0
     response_text: str | None = None
     outcome: str = "pending"
     #: The delay chosen on arrival (latency ± jitter, ``slow_seconds`` or ``Reply.delay``);
@@ -562,12 +567,17 @@ class FakeOpenAI:
         )
         #: ``(body, record) -> str | Reply``; replace it at any time.
         self.responder: Responder = responder or default_responder
+        #: ``/v1/files`` and ``/v1/batches`` (see :mod:`tests.fake_batches`).
+        self.batches = FakeBatches(answer=self._batch_answer)
         self._port = port
         self._log: list[RequestRecord] = []
         self._next_index = 0
         self._in_flight = 0
         self._max_in_flight = 0
         self._storms: deque[float] = deque()
+        self._unavailable = 0
+        #: Prompts seen so far, for ``usage.prompt_tokens_details.cached_tokens``.
+        self._prompts: deque[str] = deque(maxlen=256)
         self._failures: deque[int] = deque()
         self._drops = 0
         self._bad: deque[str] = deque()
@@ -805,6 +815,17 @@ class FakeOpenAI:
         with self._lock:
             self._storms.extend([float(retry_after)] * count)
 
+    def _batch_answer(self, body: dict[str, Any]) -> str:
+        """A batch line's answer: what the responder gives a live request."""
+        answer = self.responder(body, RequestRecord(index=-1, start=time.monotonic()))
+        return answer.content or "" if isinstance(answer, Reply) else str(answer)
+
+    def unavailable_next(self, count: int) -> None:
+        """The next ``count`` requests get flex processing's 429 "Resource Unavailable"
+        (no ``retry-after``): the service has no capacity, no limit was reached."""
+        with self._lock:
+            self._unavailable += int(count)
+
     def fail_next(self, count: int, status: int = 500) -> None:
         """The next ``count`` admitted requests fail with ``status`` after their latency."""
         with self._lock:
@@ -884,6 +905,8 @@ class FakeOpenAI:
             self._next_index = 0
             self._max_in_flight = self._in_flight
             self._storms.clear()
+            self._unavailable = 0
+            self._prompts.clear()
             self._failures.clear()
             self._drops = 0
             self._bad.clear()
@@ -929,6 +952,26 @@ class FakeOpenAI:
             self._log.append(record)
             if self._in_flight == 0:
                 self._idle.notify_all()
+
+    def _take_unavailable(self) -> bool:
+        with self._lock:
+            if self._unavailable <= 0:
+                return False
+            self._unavailable -= 1
+            return True
+
+    def cached_prompt_tokens(self, prompt: str) -> int:
+        """Tokens of ``prompt`` a provider's prompt cache would serve, as OpenAI counts
+        them: the longest prefix shared with an earlier prompt, in blocks of 128 tokens,
+        once it reaches 1024 tokens (4 characters a token, like ``prompt_tokens``)."""
+        with self._lock:
+            earlier = list(self._prompts)
+            self._prompts.append(prompt)
+        # Character by character is what is wanted here: a prompt cache matches text.
+        prefixes = (os.path.commonprefix([prompt, seen]) for seen in earlier)  # noqa: RUF071
+        shared = max((len(prefix) for prefix in prefixes), default=0)
+        tokens = shared // 4
+        return 0 if tokens < 1024 else tokens - tokens % 128
 
     def _take_storm(self) -> float | None:
         with self._lock:
@@ -1106,6 +1149,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._close_record()
         self.wfile.write(head + payload)
 
+    def _send_any(self, status: int, data: Any) -> None:
+        """Bytes as they are (a file's content), anything else as JSON."""
+        if isinstance(data, bytes):
+            self._send(status, data, None)
+        else:
+            self._send_json(status, data)
+
     def _send_json(self, status: int, data: Any, headers: Mapping[str, str] | None = None) -> None:
         self._send(status, json.dumps(data).encode("utf-8"), headers)
 
@@ -1141,9 +1191,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path)
-        self._read_body()
+        raw = self._read_body()
         fake = self.server.fake
-        if path.path == "/_admin/log":
+        if path.path.startswith(("/v1/files", "/v1/batches")):
+            fake.batches.handle("GET", path.path, raw, self.headers, self._send_any)
+        elif path.path == "/_admin/log":
             query = parse_qs(path.query)
             since = int(query.get("since", ["0"])[0])
             bodies = query.get("bodies", ["1"])[0] not in ("0", "false", "no")
@@ -1164,6 +1216,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         if path == "/v1/chat/completions":
             self._chat(raw)
+        elif path.startswith(("/v1/files", "/v1/batches")):
+            self.server.fake.batches.handle("POST", path, raw, self.headers, self._send_any)
         elif path.startswith("/_admin/"):
             self._admin(path, raw)
         else:
@@ -1281,6 +1335,15 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
 
+        if fake._take_unavailable():
+            record.status, record.outcome = 429, "unavailable"
+            self._send_error(
+                429,
+                "Resource Unavailable: flex processing has no capacity right now.",
+                "invalid_request_error",
+                "resource_unavailable",
+            )
+            return
         storm = fake._take_storm()
         if storm is not None:
             self._too_many(record, storm, "storm", fake._limit_headers(), None)
@@ -1380,10 +1443,13 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         content = reply.content
         record.completion_tokens = count_completion_tokens(content or "")
+        prompt = "".join(message_text(m) for m in body.get("messages") or [])
+        record.cached_tokens = self.server.fake.cached_prompt_tokens(prompt)
         usage = {
             "prompt_tokens": record.prompt_tokens,
             "completion_tokens": record.completion_tokens,
             "total_tokens": record.prompt_tokens + record.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": record.cached_tokens},
         }
         common = {
             "id": f"chatcmpl-fake{record.index}",

@@ -435,7 +435,7 @@ def test_zensical_serve_sends_only_the_edited_section(
             assert server.count() == GUIDE_SECTIONS + 1
             # Written after each rebuild's sections are done: there is no post-build event.
             report = zsite.root / "site" / "aigen-report.json"
-            _wait_for(lambda: '"requests": 1,' in report.read_text("utf-8"), "the report")
+            _wait_for(lambda: '"requests":1,' in report.read_text("utf-8"), "the report")
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=30)

@@ -7,14 +7,27 @@ so a batch answer and a live answer are answers to the same body.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from mkdocs_aigen.backends.schemas import strict_subset
 from mkdocs_aigen.requests import ChatRequest
 
 
-def chat_body(request: ChatRequest) -> dict[str, Any]:
-    """The ``/chat/completions`` body for ``request``: model, messages, sampling, schema."""
+@dataclass(frozen=True)
+class SendOptions:
+    """How requests are sent, which never changes an answer (and so no key): the
+    processing tier and prompt-cache routing."""
+
+    #: ``flex``, ``priority``...; ``None``: not sent.
+    service_tier: str | None = None
+    #: Send ``prompt_cache_key`` (the request's page), for providers that route by it.
+    prompt_cache_key: bool = False
+
+
+def chat_body(request: ChatRequest, sending: SendOptions | None = None) -> dict[str, Any]:
+    """The ``/chat/completions`` body for ``request``: model, messages, sampling, schema,
+    and what ``sending`` adds."""
     body: dict[str, Any] = {
         "model": request.model,
         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
@@ -36,4 +49,9 @@ def chat_body(request: ChatRequest) -> dict[str, Any]:
                 "strict": True,
             },
         }
+    if sending is not None:
+        if sending.service_tier is not None:
+            body["service_tier"] = sending.service_tier
+        if sending.prompt_cache_key and request.cache_group:
+            body["prompt_cache_key"] = request.cache_group
     return body

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from mkdocs_aigen.backends.body import chat_body
+from mkdocs_aigen.backends.body import SendOptions, chat_body
 from mkdocs_aigen.backends.checks import check_answer
 from mkdocs_aigen.limits import parse_retry_after
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
@@ -81,6 +81,7 @@ class OpenAIBackend:
         timeout: float,
         key_env: str | None = None,
         http_client: Any = None,
+        sending: SendOptions | None = None,
     ) -> None:
         """Import the SDK and build its client; ``http_client`` (an ``httpx``/``httpx2``
         ``Client``, as the SDK's own parameter of that name takes) replaces the SDK's
@@ -89,6 +90,7 @@ class OpenAIBackend:
         # First of all: SDK and server error texts sometimes quote the key they were
         # given, and even a failed import below becomes a message.
         remember_secret(api_key)
+        self._sending = sending
         with _gc_paused() as self._frozen, _trio_hidden():
             import openai  # slow to import: only builds that send requests pay for it
 
@@ -115,7 +117,7 @@ class OpenAIBackend:
         # every named parameter against its TypedDict annotations and wrapping the raw
         # response, about 0.4 ms of CPU a request (a fifth of the request path). Auth,
         # base URL, headers, timeouts and status errors are the SDK's as before.
-        body = chat_body(request)
+        body = chat_body(request, self._sending)
         options: dict[str, Any] = {
             "timeout": timeout,
             # Lets logs and test servers tell the stages apart; ignored by providers.
@@ -150,6 +152,7 @@ class OpenAIBackend:
             latency=latency,
             headers={k.lower(): v for k, v in raw.headers.items()},
             finish_reason=finish if isinstance(finish, str) else None,
+            cached_tokens=_cached_tokens(usage),
         )
 
     def close(self) -> None:
@@ -170,7 +173,11 @@ class OpenAIBackend:
             headers = {k.lower(): v for k, v in error.response.headers.items()}
             message = f"HTTP {status}: {scrub(_error_message(error))}"
             retry_after = parse_retry_after(headers)
-            if status == 429:
+            if status == 429 and _resource_unavailable(error):
+                # Flex processing's "no capacity right now": not the account's rate limit,
+                # so it must not slow every other request down; retried with backoff.
+                kind = "retryable"
+            elif status == 429:
                 kind = "throttled"
             elif status in (408, 409) or status >= 500:
                 kind = "retryable"
@@ -222,6 +229,21 @@ def _first_choice(data: Any) -> dict[str, Any]:
 def _count(value: Any) -> int:
     """A token count from ``usage``; 0 when missing or not a number."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _cached_tokens(usage: dict[str, Any]) -> int:
+    """``usage.prompt_tokens_details.cached_tokens``: prompt tokens read from the cache."""
+    details = usage.get("prompt_tokens_details")
+    return _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+
+
+def _resource_unavailable(error: Any) -> bool:
+    """Whether a 429 says the service has no capacity (flex), not that a limit was hit."""
+    body = getattr(error, "body", None)
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    code = inner.get("code") if isinstance(inner, dict) else None
+    text = f"{code} {_error_message(error)}".lower().replace("_", " ")
+    return "resource unavailable" in text
 
 
 def _error_message(error: Any) -> str:
