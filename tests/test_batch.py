@@ -174,3 +174,11 @@ def _stage(line: str) -> str:
     if "response_format" in body:
         return "expand"
     return "polish" if "Smooth the transitions" in prompt else "section"
+
+
+def test_input_files_split_at_the_batch_apis_limits() -> None:
+    from mkdocs_aigen.batch.jsonl import MAX_BYTES, MAX_LINES, split
+
+    assert [len(part) for part in split(["{}"] * (MAX_LINES + 1))] == [MAX_LINES, 1]
+    big = "x" * (MAX_BYTES // 3)
+    assert [len(part) for part in split([big] * 4)] == [2, 2]  # 200 MB holds two and a bit
