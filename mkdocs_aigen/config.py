@@ -84,6 +84,13 @@ class AigenConfig(base.Config):
     """Seconds to wait for one answer before it counts as failed (and is retried); unset:
     120, or 900 with ``service_tier: flex``, whose answers can take many minutes."""
 
+    endpoints = opt.Type(list, default=[])
+    """Several OpenAI-compatible endpoints serving the configured model (vLLM replicas, a
+    LiteLLM proxy and a cloud API...): each ``{base_url, api_key_env, model, rpm, tpm,
+    concurrency}``, where ``model`` is the name that server knows the configured model by.
+    Requests go to the endpoint with the most free capacity; one that stops answering
+    rests and its requests go to the others. Replaces ``base_url``."""
+
     service_tier = opt.Optional(opt.Choice(("auto", "default", "flex", "priority")))
     """OpenAI's processing tier, sent with every request. ``flex`` bills at batch rates
     but answers slower, and may refuse with 429 "resource unavailable" when busy: such a

@@ -376,6 +376,8 @@ class Engine:
             self._record(
                 request, asked, start, "throttled" if error.kind == "throttled" else "error"
             )
+            if error.endpoint is not None:
+                self.stats.endpoint_done(error.endpoint, time.monotonic() - start, ok=False)
             if error.kind == "throttled":
                 self.stats.add(request.stage, throttled=1)
                 limiter.on_throttled(permit, retry_after=error.retry_after, headers=error.headers)
@@ -386,6 +388,8 @@ class Engine:
                 budget.settle(reserved, 0, 0)  # a failed request is not billed
         tokens = completion.prompt_tokens + completion.completion_tokens
         self._record(request, asked, start, "ok", tokens)
+        if completion.endpoint is not None:
+            self.stats.endpoint_done(completion.endpoint, completion.latency, ok=True)
         if budget is not None:
             budget.settle(
                 reserved,

@@ -128,6 +128,8 @@ class Completion:
     finish_reason: str | None = None
     #: Prompt tokens the provider served from its prompt cache (billed at a lower rate).
     cached_tokens: int = 0
+    #: The endpoint that answered, when several are configured (``endpoints:``).
+    endpoint: str | None = None
 
 
 ErrorKind = Literal["retryable", "throttled", "fatal", "invalid", "truncated"]
@@ -160,6 +162,8 @@ class BackendError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.headers: Mapping[str, str] = headers or {}
+        #: The endpoint that failed, when several are configured (``endpoints:``).
+        self.endpoint: str | None = None
 
     def __str__(self) -> str:
         return self.message

@@ -159,7 +159,7 @@ class Setup:
 def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) -> Setup:
     """Read options and environment; raise :class:`SetupError` for what cannot work."""
     root = Path(config.config_file_path or ".").resolve().parent
-    concurrency = _concurrency(options.concurrency)
+    concurrency = endpoints_concurrency(options) or _concurrency(options.concurrency)
     if options.words < 1:
         raise SetupError(f"'words' must be a positive integer, found {options.words}")
     if options.timeout is not None and options.timeout <= 0:
@@ -269,6 +269,7 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
         timeout,
         options.service_tier,
         options.prompt_cache_key,
+        repr(options.endpoints),
         options.max_retries,
         fallback,
     )
@@ -345,6 +346,41 @@ def resolved_timeout(options: AigenConfig) -> float:
     return FLEX_TIMEOUT if options.service_tier == "flex" else DEFAULT_TIMEOUT
 
 
+def _endpoints_backend(options: AigenConfig) -> BackendChoice:
+    """``endpoints:``: one backend over every endpoint."""
+    from mkdocs_aigen.endpoint_config import EndpointError, make_pool, parse_endpoints
+
+    try:
+        specs = parse_endpoints(
+            options.endpoints,
+            model=options.model,
+            api_key_env=options.api_key_env,
+            concurrency=options.concurrency,
+        )
+    except EndpointError as error:
+        raise SetupError(str(error)) from None
+    timeout = resolved_timeout(options)
+    service_tier, cache_keys = options.service_tier, bool(options.prompt_cache_key)
+
+    def make_endpoints() -> Backend:
+        from mkdocs_aigen.backends.body import SendOptions
+
+        return make_pool(specs, timeout, SendOptions(service_tier, cache_keys))
+
+    return "endpoints", make_endpoints, None, None, None
+
+
+def endpoints_concurrency(options: AigenConfig) -> int | None:
+    """The engine's slots with ``endpoints:``: the sum of theirs (``None`` without)."""
+    if not options.endpoints or not isinstance(options.endpoints, list):
+        return None
+    total = 0
+    for raw in options.endpoints:
+        value = raw.get("concurrency") if isinstance(raw, dict) else None
+        total += value if isinstance(value, int) and value > 0 else options.concurrency
+    return total
+
+
 def _is_openai(base_url: str | None) -> bool:
     """The OpenAI API itself (no base URL, or api.openai.com), which takes every field."""
     return base_url is None or "api.openai.com" in base_url
@@ -398,6 +434,8 @@ def _backend(options: AigenConfig, root: Path) -> BackendChoice:
     api_key = os.environ.get(key_name, "").strip()
     base_url = options.base_url or os.environ.get("OPENAI_BASE_URL") or None
     provider = options.provider
+    if options.endpoints:
+        return _endpoints_backend(options)
     if provider == "auto":
         if api_key or base_url:
             provider = "openai"

@@ -76,6 +76,8 @@ class BuildStats:
     attempts: list[Attempt] = field(default_factory=list)
     #: Every lookup answered without a request, for the timeline's row apart.
     hits: list[Hit] = field(default_factory=list)
+    #: Requests, failures and latency per endpoint, when several are configured.
+    endpoints: dict[str, dict[str, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, stage: str, **counts: float) -> None:
@@ -84,6 +86,16 @@ class BuildStats:
             target = self.stages[stage]
             for name, amount in counts.items():
                 setattr(target, name, getattr(target, name) + amount)
+
+    def endpoint_done(self, name: str, latency: float, *, ok: bool) -> None:
+        """One request an endpoint answered (``ok``) or failed, for the report."""
+        with self._lock:
+            counts = self.endpoints.setdefault(
+                name, {"requests": 0, "failures": 0, "latency_seconds": 0.0}
+            )
+            counts["requests"] += 1
+            counts["failures"] += 0 if ok else 1
+            counts["latency_seconds"] += latency
 
     def more_sections(self, count: int) -> None:
         """A second round of work (review regeneration): progress counts it too, so the
@@ -200,6 +212,10 @@ class BuildStats:
             "mean_word_ratio": (sum(ratios) / len(ratios)) if ratios else None,
             "wall_seconds": round(self.wall, 3),
             "stages": stages,
+            "endpoints": {
+                name: {**counts, "latency_seconds": round(counts["latency_seconds"], 3)}
+                for name, counts in sorted(self.endpoints.items())
+            },
         }
 
 
