@@ -140,7 +140,7 @@ def run(kill_one: bool) -> tuple[float, float, float, int, list[int]]:
             process.wait(10)
     total = PAGES * SECTIONS
     specs = SPECS[1:] if kill_one else SPECS
-    bound = max(max(s.latency for s in SPECS), total / sum(s.rate() for s in specs))
+    bound = max(*(s.latency for s in SPECS), total / sum(s.rate() for s in specs))
     return cold, cached, bound, lost, served
 
 
