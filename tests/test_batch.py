@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import Site
 from tests.fake_server import FakeOpenAI, RequestRecord, default_responder
@@ -55,16 +56,25 @@ def test_a_batch_round_trip_leaves_nothing_for_the_build(site: Site, server: Fak
     assert "Text for One." in site.html("a.md")
 
 
-def test_outlines_and_polish_complete_in_rounds(site: Site, server: FakeOpenAI) -> None:
+def test_outlines_augmentation_and_polish_complete_in_rounds(
+    site: Site, server: FakeOpenAI
+) -> None:
+    def short_basics(body: dict[str, Any], record: RequestRecord) -> str:
+        prompt = body["messages"][-1]["content"]
+        if "Section: Basics" in prompt and "Extend it" not in prompt:
+            return "Too short."  # far below the word target: extended next round
+        return default_responder(body, record)
+
+    server.responder = short_basics
     site.page("recipes.md", ROUNDS)
     result = aigen(site, "batch", "run", "--poll", "0")
     assert result.returncode == 0, result.stdout + result.stderr
     # Round 1: the outline and the sections that need none; 2: the proposed
-    # subsections; 3: the polish of the finished page.
+    # subsections and the extension of the short section; 3: the polish of the page.
     assert "done after 3 round(s)" in result.stdout
     stages = [sorted(_stage(line) for line in lines) for lines in _input_files(server)]
     assert stages[0] == ["expand", "section", "section"]
-    assert stages[1] == ["section", "section"]
+    assert stages[1] == ["augment", "section", "section"]
     assert stages[2] == ["polish"]
     site.build()
     assert server.count() == 0
@@ -173,6 +183,8 @@ def _stage(line: str) -> str:
     prompt = body["messages"][-1]["content"]
     if "response_format" in body:
         return "expand"
+    if "Extend it to about" in prompt:
+        return "augment"
     return "polish" if "Smooth the transitions" in prompt else "section"
 
 
