@@ -276,6 +276,55 @@ def page_result_from_data(data: Any) -> PageResult:
 
 
 def _section(data: Any) -> SectionResult:
+    """A stored section. Every cached rebuild reads every section back, so the usual,
+    well-formed record is checked in one expression; anything else goes the long way,
+    which names the field that is wrong."""
+    if type(data) is dict:
+        get = data.get
+        path, text, error, ratio = get("path"), get("text"), get("error"), get("ratio")
+        answer_key, created, edited = get("answer_key"), get("created"), get("edited")
+        sources = get("sources", [])
+        if (
+            type(path) is list
+            and all(type(title) is str for title in path)
+            and type(get("level")) is int
+            and type(get("key")) is str
+            and type(get("target")) is int
+            and (text is None or type(text) is str)
+            and (error is None or type(error) is str)
+            and type(get("source", "")) is str
+            and type(get("augmented", False)) is bool
+            and type(get("lock_key", "")) is str
+            and type(get("lock_inputs", "")) is str
+            and (ratio is None or type(ratio) in (int, float))
+            and type(get("fallback", False)) is bool
+            and (answer_key is None or type(answer_key) is str)
+            and (created is None or type(created) in (int, float))
+            and (edited is None or type(edited) is bool)
+            and type(sources) is list
+        ):
+            return SectionResult(
+                path=tuple(path),
+                level=data["level"],
+                key=data["key"],
+                target=data["target"],
+                text=text,
+                error=error,
+                source=get("source", ""),
+                augmented=get("augmented", False),
+                lock_key=get("lock_key", ""),
+                lock_inputs=get("lock_inputs", ""),
+                ratio=None if ratio is None else float(ratio),
+                fallback=get("fallback", False),
+                answer_key=answer_key,
+                created=None if created is None else float(created),
+                edited=edited,
+                sources=_pairs(sources, "sections.sources") if sources else (),
+            )
+    return _section_checked(data)
+
+
+def _section_checked(data: Any) -> SectionResult:
     record = _mapping(data, "sections")
     ratio = record.get("ratio")
     return SectionResult(
