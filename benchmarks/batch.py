@@ -23,41 +23,16 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ENV = "AIGEN_BATCH_KEY"
 
 
 def write_site(root: Path, *, pages: int, sections: int, base_url: str) -> Path:
     """``pages`` stub pages of ``sections`` sections each; returns the mkdocs.yml path."""
-    docs = root / "docs"
-    docs.mkdir(parents=True)
-    for page in range(pages):
-        titles = "\n".join(f"    - Topic {page}-{i}" for i in range(sections))
-        (docs / f"p{page:03d}.md").write_text(
-            f"---\naigen:\n  brief: Page {page} of the batch benchmark.\n"
-            f"  outline:\n{titles}\n---\n# Page {page}\n\n<!-- aigen -->\n",
-            encoding="utf-8",
-        )
-    config = {
-        "site_name": "Batch benchmark",
-        "docs_dir": "docs",
-        "site_dir": "site",
-        "plugins": [
-            {
-                "aigen": {
-                    "base_url": base_url,
-                    "api_key_env": KEY_ENV,
-                    "model": "bench-model",
-                    "words": 60,
-                }
-            }
-        ],
-    }
-    path = root / "mkdocs.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+    from benchmarks.sites import write_stub_site
+
+    options = {"base_url": base_url, "api_key_env": KEY_ENV, "model": "bench-model", "words": 60}
+    return write_stub_site(root, pages=pages, sections=sections, aigen=options, name="batch")
 
 
 def timed(arguments: list[str], env: dict[str, str]) -> tuple[dict[str, float], str]:

@@ -24,8 +24,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ENV = "AIGEN_ENDPOINTS_KEY"
 PAGES, SECTIONS = 30, 10
@@ -50,14 +48,8 @@ SPECS = (Spec(0.3, 8), Spec(0.5, 16), Spec(0.8, 16, rpm=900))
 
 def write_site(root: Path, urls: list[str]) -> Path:
     """``PAGES`` pages of ``SECTIONS`` sections, generated through ``urls``."""
-    docs = root / "docs"
-    docs.mkdir(parents=True, exist_ok=True)
-    for page in range(PAGES):
-        titles = "\n".join(f"    - Topic {page}-{i}" for i in range(SECTIONS))
-        (docs / f"p{page:03d}.md").write_text(
-            f"---\naigen:\n  brief: Page {page}.\n  outline:\n{titles}\n---\n# Page {page}\n",
-            encoding="utf-8",
-        )
+    from benchmarks.sites import write_stub_site
+
     endpoints = [
         {
             "base_url": url,
@@ -66,25 +58,14 @@ def write_site(root: Path, urls: list[str]) -> Path:
         }
         for url, spec in zip(urls, SPECS, strict=True)
     ]
-    config = {
-        "site_name": "Endpoints benchmark",
-        "docs_dir": "docs",
-        "site_dir": "site",
-        "plugins": [
-            {
-                "aigen": {
-                    "api_key_env": KEY_ENV,
-                    "model": "bench-model",
-                    "words": 40,
-                    "max_retries": 8,
-                    "endpoints": endpoints,
-                }
-            }
-        ],
+    options = {
+        "api_key_env": KEY_ENV,
+        "model": "bench-model",
+        "words": 40,
+        "max_retries": 8,
+        "endpoints": endpoints,
     }
-    path = root / "mkdocs.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+    return write_stub_site(root, pages=PAGES, sections=SECTIONS, aigen=options, name="endpoints")
 
 
 def build(config: Path) -> float:

@@ -35,8 +35,6 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ENV = "AIGEN_SOAK_KEY"
 WORDS = 30
@@ -51,38 +49,20 @@ _SECTION_LINE = re.compile(r"^Section: (.+)$", re.MULTILINE)
 
 def write_site(root: Path, *, pages: int, sections: int, base_url: str) -> Path:
     """``pages`` stub pages of ``sections`` sections each; returns the mkdocs.yml path."""
-    docs = root / "docs"
-    docs.mkdir(parents=True)
-    for page in range(pages):
-        titles = "\n".join(f"    - Topic {page}-{i}" for i in range(sections))
-        (docs / f"p{page:03d}.md").write_text(
-            f"---\ntitle: Page {page}\naigen:\n  brief: Page {page} of the soak test.\n"
-            f"  outline:\n{titles}\n---\n# Page {page}\n\n<!-- aigen -->\n",
-            encoding="utf-8",
-        )
-    config = {
-        "site_name": "Soak",
-        "docs_dir": "docs",
-        "site_dir": "site",
-        "plugins": [
-            {
-                "aigen": {
-                    "base_url": base_url,
-                    "api_key_env": KEY_ENV,
-                    "model": "soak-model",
-                    "concurrency": 32,
-                    "words": WORDS,
-                    "timeout": TIMEOUT,
-                    "max_retries": MAX_RETRIES,
-                    "cache_dir": str(root / "cache"),
-                    "progress_interval": 5,
-                }
-            }
-        ],
+    from benchmarks.sites import write_stub_site
+
+    options = {
+        "base_url": base_url,
+        "api_key_env": KEY_ENV,
+        "model": "soak-model",
+        "concurrency": 32,
+        "words": WORDS,
+        "timeout": TIMEOUT,
+        "max_retries": MAX_RETRIES,
+        "cache_dir": str(root / "cache"),
+        "progress_interval": 5,
     }
-    path = root / "mkdocs.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
+    return write_stub_site(root, pages=pages, sections=sections, aigen=options, name="soak")
 
 
 # --------------------------------------------------------------------------- the build
