@@ -86,13 +86,13 @@ def make_pool(
 ) -> EndpointPool:
     """One client and one limiter per endpoint, as one backend."""
     from mkdocs_aigen.backends.endpoints import Endpoint, EndpointPool
-    from mkdocs_aigen.backends.openai_backend import OpenAIBackend
+    from mkdocs_aigen.backends.http import HTTPBackend
     from mkdocs_aigen.limits import RateLimiter
 
     endpoints = []
     for number, spec in enumerate(specs, 1):
         key = os.environ.get(spec.api_key_env, "").strip()
-        backend = OpenAIBackend(
+        backend = HTTPBackend(
             api_key=key or "unused",
             base_url=spec.base_url,
             timeout=timeout,

@@ -460,10 +460,11 @@ def _backend(options: AigenConfig, root: Path) -> BackendChoice:
 
         def make_openai() -> Backend:
             from mkdocs_aigen.backends.body import SendOptions
-            from mkdocs_aigen.backends.openai_backend import OpenAIBackend
+            from mkdocs_aigen.backends.http import HTTPBackend
 
-            # A local server (Ollama, llama.cpp) needs no key, but the SDK insists on one.
-            return OpenAIBackend(
+            # A local server (Ollama, llama.cpp) needs no key; servers that check none
+            # ignore the header.
+            return HTTPBackend(
                 api_key=api_key or "unused",
                 base_url=base_url,
                 timeout=timeout,

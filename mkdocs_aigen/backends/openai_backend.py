@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mkdocs_aigen.backends.body import SendOptions, chat_body
-from mkdocs_aigen.backends.checks import check_answer
-from mkdocs_aigen.limits import parse_retry_after
+from mkdocs_aigen.backends.reply import completion_from, error_message, status_error
 from mkdocs_aigen.requests import BackendError, ChatRequest, Completion
 from mkdocs_aigen.scrub import remember_secret, scrub
 
@@ -136,24 +135,8 @@ class OpenAIBackend:
         except ValueError:
             raise BackendError("retryable", "the answer is not valid JSON") from None
         latency = time.monotonic() - started
-        choice = _first_choice(data)
-        if not choice:
-            raise BackendError("retryable", "the answer has no choices")
-        message = choice.get("message")
-        message = message if isinstance(message, dict) else {}
-        finish = choice.get("finish_reason")
-        text = check_answer(request, message.get("content"), finish, message.get("refusal"))
-        usage = data.get("usage") if isinstance(data, dict) else None
-        usage = usage if isinstance(usage, dict) else {}
-        return Completion(
-            text=text,
-            prompt_tokens=_count(usage.get("prompt_tokens")),
-            completion_tokens=_count(usage.get("completion_tokens")),
-            latency=latency,
-            headers={k.lower(): v for k, v in raw.headers.items()},
-            finish_reason=finish if isinstance(finish, str) else None,
-            cached_tokens=_cached_tokens(usage),
-        )
+        headers = {k.lower(): v for k, v in raw.headers.items()}
+        return completion_from(data, request, latency, headers)
 
     def close(self) -> None:
         """Close the connection pool; let the collector see the frozen objects again."""
@@ -169,30 +152,10 @@ class OpenAIBackend:
         if isinstance(error, openai.APIConnectionError):
             return BackendError("retryable", f"connection failed: {scrub(str(error))}")
         if isinstance(error, openai.APIStatusError):
-            status = error.status_code
             headers = {k.lower(): v for k, v in error.response.headers.items()}
-            message = f"HTTP {status}: {scrub(_error_message(error))}"
-            retry_after = parse_retry_after(headers)
-            if status == 429 and _resource_unavailable(error):
-                # Flex processing's "no capacity right now": not the account's rate limit,
-                # so it must not slow every other request down; retried with backoff.
-                kind = "retryable"
-            elif status == 429:
-                kind = "throttled"
-            elif status in (408, 409) or status >= 500:
-                kind = "retryable"
-            elif status in (401, 403):
-                kind = "fatal"
-                where = f"${self._key_env}, " if self._key_env else ""
-                message += f" (check the API key in {where}the variable named by `api_key_env`)"
-            elif status == 404:
-                kind = "fatal"
-                message += " (check `model` and `base_url`)"
-            else:
-                kind = "invalid"
-            return BackendError(
-                kind, message, status=status, retry_after=retry_after, headers=headers
-            )
+            body = getattr(error, "body", None)
+            message = error_message(body, str(getattr(error, "message", "") or error))
+            return status_error(error.status_code, headers, body, message, self._key_env)
         return BackendError("retryable", scrub(str(error)))
 
 
@@ -216,42 +179,3 @@ def http_response_class() -> type:
 
         return httpx.Response
     return httpx2.Response
-
-
-def _first_choice(data: Any) -> dict[str, Any]:
-    """The first choice of a chat completion body, ``{}`` when there is none."""
-    choices = data.get("choices") if isinstance(data, dict) else None
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        return choices[0]
-    return {}
-
-
-def _count(value: Any) -> int:
-    """A token count from ``usage``; 0 when missing or not a number."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _cached_tokens(usage: dict[str, Any]) -> int:
-    """``usage.prompt_tokens_details.cached_tokens``: prompt tokens read from the cache."""
-    details = usage.get("prompt_tokens_details")
-    return _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
-
-
-def _resource_unavailable(error: Any) -> bool:
-    """Whether a 429 says the service has no capacity (flex), not that a limit was hit."""
-    body = getattr(error, "body", None)
-    inner = body.get("error", body) if isinstance(body, dict) else None
-    code = inner.get("code") if isinstance(inner, dict) else None
-    text = f"{code} {_error_message(error)}".lower().replace("_", " ")
-    return "resource unavailable" in text
-
-
-def _error_message(error: Any) -> str:
-    body = getattr(error, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-        if isinstance(body.get("message"), str):
-            return str(body["message"])
-    return str(getattr(error, "message", "") or error)
