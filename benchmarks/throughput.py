@@ -7,11 +7,13 @@ Run from the repository root::
 
 Each scenario starts the tests' fake OpenAI-compatible server as a separate process
 (``tests/fake_server.py``: it must not compete with the build for the GIL), writes a
-generated site of N pages x M sections into a temporary folder, and builds it in a fresh
-Python process (``--run-one``), which times itself from just before ``load_config`` to
-after ``build()`` and ``on_shutdown``: interpreter start-up counts for neither side. The
-children write bytecode to a scratch folder (``PYTHONPYCACHEPREFIX``), and one warm-up
-build runs first, so every build runs from compiled modules as after ``pip install``.
+generated site of N pages x M sections into a temporary folder, and runs ``mkdocs build``
+on it as a whole process, timed as a user times it: from starting the process to its
+exit, interpreter start-up, imports and exit included, on both sides of every
+comparison. A hook (``benchmarks/probe_hook.py``) in every site reads what only the
+process knows: when ``on_nav`` ended and the CPU of the engine's threads. The builds
+write bytecode to a scratch folder (``PYTHONPYCACHEPREFIX``), and one warm-up build runs
+first, so every build runs from compiled modules as after ``pip install``.
 
 For every build it prints the wall time, the bound
 
@@ -22,7 +24,9 @@ For every build it prints the wall time, the bound
 requests answered 429, and the plugin's CPU time per section (the CPU of the engine's
 worker threads, i.e. the whole request path, per generated section, read from
 ``/proc/self/task/*/schedstat``; the SDK's own CPU per request is measured alone,
-``--sdk-alone``, and shown beside it). Scenarios:
+``--sdk-alone``, and shown beside it). Each cold build is also checked for when its
+first request left (against the cached rebuild's end of ``on_nav``) and for how long the
+process lived after MkDocs' last log line. Scenarios:
 
 a. N=200 sections, L = 0.5 s +/- 30 %, C = 32, no rate limit; also the sequential build
    (``concurrency: 1``, about 100 s), the speedup, and the *ideal schedule*: the makespan
@@ -41,7 +45,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import logging
 import os
 import re
 import shutil
@@ -60,6 +63,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_ENV = "AIGEN_BENCH_KEY"
+PROBE_HOOK = Path(__file__).resolve().parent / "probe_hook.py"
 #: Words per section: the fake server answers with as many, so no section is augmented.
 WORDS = 200
 
@@ -125,8 +129,8 @@ def write_site(
         "site_dir": "site",
         "plugins": ["search"] if plugin is None else ["search", {"aigen": plugin}],
     }
-    if hooks:
-        config["hooks"] = list(hooks)
+    # Every site, plain or not, carries the probe: it reads what only the process knows.
+    config["hooks"] = [str(PROBE_HOOK), *hooks]
     path = root / "mkdocs.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
@@ -189,113 +193,24 @@ def on_page_markdown(markdown, page, config, files):
 
 @dataclass
 class BuildResult:
-    """What ``--run-one`` measured inside the build process."""
+    """One ``mkdocs build`` process, timed from its start to its exit (``time.monotonic``,
+    the same clock as the fake server's request log)."""
 
+    #: Seconds from starting the process to its exit.
     wall: float
+    #: CPU seconds of the whole process (user + system), as ``wait4`` reports them.
     cpu: float
     start: float
     end: float
+    #: Seconds from the start to the end of ``on_nav`` (every plugin's), by the probe.
+    nav_end: float
+    #: Seconds from MkDocs' last log line ("Documentation built ...") to the exit.
+    exit_lag: float
     openai_imported: bool
     warnings: int
     main_cpu: float = 0.0
     worker_cpu: float | None = None
     stderr: str = ""
-
-
-def run_one(config_file: str) -> dict[str, Any]:
-    """Build ``config_file`` in this process (the child side of :func:`build`)."""
-    from mkdocs.commands.build import build as mkdocs_build
-    from mkdocs.config import load_config
-
-    counter = _WarningCounter()
-    logging.getLogger("mkdocs").addHandler(counter)
-    logging.getLogger("mkdocs").setLevel(logging.INFO)
-    start, cpu, main = time.monotonic(), time.process_time(), time.thread_time()
-    config = load_config(config_file=config_file)
-    config.plugins.on_startup(command="build", dirty=False)
-    reading = 0.0
-    try:
-        mkdocs_build(config)
-    finally:
-        # The workers' CPU, read while they still exist (on_shutdown ends them); the
-        # reading itself is not part of the build's wall time.
-        before = time.monotonic()
-        workers = worker_cpu()
-        reading = time.monotonic() - before
-        config.plugins.on_shutdown()
-    end, cpu_end = time.monotonic(), time.process_time()
-    return {
-        "wall": end - start - reading,
-        "cpu": cpu_end - cpu,
-        "main_cpu": time.thread_time() - main,
-        "worker_cpu": workers,
-        "start": start,
-        "end": end - reading,
-        "openai_imported": "openai" in sys.modules,
-        "warnings": counter.count,
-    }
-
-
-def imports_only() -> dict[str, Any]:
-    """What :func:`run_one` does before its clock starts, and nothing more: the baseline
-    that :func:`instructions` subtracts."""
-    from mkdocs.commands.build import build as mkdocs_build  # noqa: F401
-    from mkdocs.config import load_config  # noqa: F401
-
-    return {}
-
-
-def instructions(config_file: Path | None, env: dict[str, str]) -> int | None:
-    """Instructions a fresh build process executes under callgrind (``None`` without
-    valgrind); ``config_file`` ``None`` runs :func:`imports_only` instead.
-
-    Unlike seconds, the count does not move with whatever else the machine does (only by
-    about 1 % with Python's hash randomisation), so it shows the plugin's own cost when
-    wall times swing by a quarter.
-    """
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        return None
-    child = ["--run-one", str(config_file)] if config_file else ["--imports-only"]
-    with tempfile.TemporaryDirectory() as scratch:
-        tool = [valgrind, "--tool=callgrind", f"--callgrind-out-file={scratch}/callgrind.out"]
-        process = run_child(child, env, prefix=tool)
-    found = re.search(r"Collected : (\d+)", process.stderr)
-    if process.returncode != 0 or found is None:
-        raise RuntimeError(f"callgrind failed ({process.returncode}):\n{process.stderr[-3000:]}")
-    return int(found.group(1))
-
-
-def worker_cpu() -> float | None:
-    """CPU seconds of the engine's worker threads so far (``aigen-0`` ...; Linux only).
-
-    Everything a generated section costs on the request path: the limiter, retries, the
-    SDK's request, the cache write and the flow that continues with the answer.
-    """
-    import threading
-
-    total = 0.0
-    for thread in threading.enumerate():
-        if not thread.name.startswith("aigen-") or thread.name == "aigen-start":
-            continue
-        try:
-            with open(f"/proc/self/task/{thread.native_id}/schedstat", encoding="ascii") as f:
-                total += int(f.read().split()[0]) / 1e9  # nanoseconds on a CPU
-        except (OSError, ValueError, IndexError):
-            return None
-    return total
-
-
-class _WarningCounter(logging.Handler):
-    """Counts the build's warnings (and shows them on stderr, for the record)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-        print(f"  build warning: {record.getMessage()}", file=sys.stderr)
 
 
 def _environment(env: dict[str, str] | None) -> dict[str, str]:
@@ -326,19 +241,92 @@ def run_child(
     )
 
 
+def mkdocs_command(config_file: Path) -> list[str]:
+    """``mkdocs build`` of ``config_file``, as a user types it (the console script of
+    this interpreter's environment)."""
+    script = Path(sys.executable).parent / "mkdocs"
+    if script.exists():
+        return [str(script), "build", "-f", str(config_file)]
+    return [sys.executable, "-m", "mkdocs", "build", "-f", str(config_file)]
+
+
 def build(config_file: Path, env: dict[str, str] | None = None) -> BuildResult:
-    """Build in a fresh interpreter and return what it measured."""
-    process = run_child(["--run-one", str(config_file)], env)
-    line = next(
-        (x for x in process.stdout.splitlines() if x.startswith("RESULT ")),
-        None,
-    )
-    if process.returncode != 0 or line is None:
-        raise RuntimeError(
-            f"build of {config_file} failed ({process.returncode}):\n{process.stderr[-3000:]}"
+    """Run ``mkdocs build`` as a whole process and time it from start to exit.
+
+    Its log is read line by line as it comes (Python's stderr is line-buffered), so the
+    time of the last line is known; end of file on the pipe means the process has gone.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        probe_file = Path(scratch) / "probe.json"
+        environment = _environment({**(env or {}), "AIGEN_BENCH_PROBE": str(probe_file)})
+        lines: list[str] = []
+        built_at = None
+        start = time.monotonic()
+        process = subprocess.Popen(
+            mkdocs_command(config_file),
+            cwd=config_file.parent,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-    data = json.loads(line[len("RESULT ") :])
-    return BuildResult(**data, stderr=process.stderr)
+        assert process.stderr is not None
+        for line in iter(process.stderr.readline, ""):
+            lines.append(line)
+            if "Documentation built in" in line:
+                built_at = time.monotonic()
+        _, status, usage = os.wait4(process.pid, 0)
+        end = time.monotonic()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        process.stderr.close()
+        stderr = "".join(lines)
+        if process.returncode != 0 or built_at is None or not probe_file.exists():
+            raise RuntimeError(
+                f"build of {config_file} failed ({process.returncode}):\n{stderr[-3000:]}"
+            )
+        probe = json.loads(probe_file.read_text(encoding="utf-8"))
+    return BuildResult(
+        wall=end - start,
+        cpu=usage.ru_utime + usage.ru_stime,
+        start=start,
+        end=end,
+        nav_end=probe["nav_end"] - start,
+        exit_lag=end - built_at,
+        openai_imported=probe["openai_imported"],
+        warnings=sum(1 for line in lines if line.startswith("WARNING")),
+        main_cpu=probe["main_cpu"],
+        worker_cpu=probe["worker_cpu"],
+        stderr=stderr,
+    )
+
+
+def instructions(config_file: Path, env: dict[str, str]) -> int | None:
+    """Instructions a whole ``mkdocs build`` process executes under callgrind (``None``
+    without valgrind).
+
+    Unlike seconds, the count does not move with whatever else the machine does (only by
+    about 1 % with Python's hash randomisation), so it shows the plugin's own cost when
+    wall times swing by a quarter.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        tool = [valgrind, "--tool=callgrind", f"--callgrind-out-file={scratch}/callgrind.out"]
+        process = subprocess.run(
+            [*tool, *mkdocs_command(config_file)],
+            cwd=config_file.parent,
+            env=_environment({**env, "AIGEN_BENCH_PROBE": f"{scratch}/probe.json"}),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    found = re.search(r"Collected : (\d+)", process.stderr)
+    if process.returncode != 0 or found is None:
+        raise RuntimeError(f"callgrind failed ({process.returncode}):\n{process.stderr[-3000:]}")
+    return int(found.group(1))
 
 
 @dataclass
@@ -568,6 +556,16 @@ REPEATS = 21
 
 
 @dataclass
+class Cached:
+    """Medians of a site's fully cached rebuilds."""
+
+    wall: float
+    cpu: float
+    main_cpu: float
+    nav_end: float
+
+
+@dataclass
 class Row:
     """One line of the table, and the targets it is checked against."""
 
@@ -668,14 +666,19 @@ class Bench:
             traffic = Traffic.of(server.log())
         return result, traffic, config
 
-    def cached_rebuilds(self, config: Path, runs: int = 3) -> tuple[float, float]:
-        """(median wall, median CPU) of fully cached rebuilds (the server is gone by now:
-        a request would fail the check for missing sections)."""
+    def cached_rebuilds(self, config: Path, runs: int = 3) -> Cached:
+        """Medians of fully cached rebuilds (the server is gone by now: a request would
+        fail the check for missing sections)."""
         results = [self.build(config) for _ in range(runs)]
         for result in results:
             if result.openai_imported:
                 raise RuntimeError("a fully cached build imported the OpenAI SDK")
-        return statistics.median(r.wall for r in results), statistics.median(r.cpu for r in results)
+        return Cached(
+            wall=statistics.median(r.wall for r in results),
+            cpu=statistics.median(r.cpu for r in results),
+            main_cpu=statistics.median(r.main_cpu for r in results),
+            nav_end=statistics.median(r.nav_end for r in results),
+        )
 
     def network_row(
         self,
@@ -690,7 +693,8 @@ class Bench:
         """The row of a cold build; also returns the cached rebuild's wall."""
         sections = PAGES * SECTIONS
         bound = traffic.t_min(CONCURRENCY, rpm, tpm)
-        cached_wall, cached_cpu = self.cached_rebuilds(config)
+        cached = self.cached_rebuilds(config)
+        cached_wall, cached_cpu = cached.wall, cached.cpu
         generated = max(1, len(traffic.answered))
         sdk = self.sdk_alone()
         if result.worker_cpu is not None:
@@ -720,15 +724,32 @@ class Bench:
             )
         )
         if traffic.first_start is not None and traffic.last_end is not None:
-            row.details.append(
-                f"start-up to first request {traffic.first_start - result.start:.2f} s, "
-                f"requests {traffic.last_end - traffic.first_start:.2f} s, "
-                f"last answer to end of build {result.end - traffic.last_end:.2f} s; "
-                f"cached rebuild {cached_wall:.2f} s; build CPU {result.cpu:.2f} s "
-                f"= main thread {result.main_cpu:.2f} s (cached rebuild {cached_cpu:.2f} s) + "
-                f"workers {result.worker_cpu or 0.0:.2f} s + the rest (the client's "
-                "start-up)"
+            first = traffic.first_start - result.start
+            allowed = cached.nav_end + 0.15
+            row.checks.append(
+                (
+                    f"first request at {first:.2f} s <= the cached rebuild's end of on_nav "
+                    f"{cached.nav_end:.2f} s + 0.15 s = {allowed:.2f} s (this build's on_nav "
+                    f"ended at {result.nav_end:.2f} s)",
+                    first <= allowed,
+                )
             )
+            row.details.append(
+                f"start of the process to first request {first:.2f} s, "
+                f"requests {traffic.last_end - traffic.first_start:.2f} s, "
+                f"last answer to exit {result.end - traffic.last_end:.2f} s; "
+                f"cached rebuild {cached_wall:.2f} s; process CPU {result.cpu:.2f} s "
+                f"(cached rebuild {cached_cpu:.2f} s) = main thread {result.main_cpu:.2f} s "
+                f"(cached rebuild {cached.main_cpu:.2f} s) + workers "
+                f"{result.worker_cpu or 0.0:.2f} s + the rest (the client's threads, "
+                "the interpreter's exit)"
+            )
+        row.checks.append(
+            (
+                f"exit {result.exit_lag * 1e3:.0f} ms after MkDocs' last log line <= 50 ms",
+                result.exit_lag <= 0.05,
+            )
+        )
         return row, cached_wall
 
     def scenario_a(self, sequential: bool) -> None:
@@ -838,12 +859,11 @@ class Bench:
         row.details.append(f"ratio of the median walls {cached_wall / plain_wall:.3f}")
         cpu_ratio = min(r.cpu for r in cached_runs) / min(r.cpu for r in plain_runs)
         row.details.append(f"process CPU, least of {REPEATS}: cached / plain {cpu_ratio:.3f}")
-        base = instructions(None, self.env)
-        if base is not None:
-            cached_count = (instructions(config, self.env) or 0) - base
-            plain_count = (instructions(plain, self.env) or 0) - base
+        cached_count = instructions(config, self.env)
+        plain_count = instructions(plain, self.env)
+        if cached_count is not None and plain_count:
             row.details.append(
-                f"instructions from load_config on (callgrind, one build each): cached "
+                f"instructions of the whole process (callgrind, one build each): cached "
                 f"{cached_count / 1e6:.0f} M / plain {plain_count / 1e6:.0f} M = "
                 f"{cached_count / plain_count:.3f}"
             )
@@ -912,16 +932,8 @@ def main(argv: list[str] | None = None) -> int:
         "--no-sequential", action="store_true", help="skip the ~100 s sequential build of (a)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the generated sites")
-    parser.add_argument("--run-one", metavar="MKDOCS_YML", help=argparse.SUPPRESS)
     parser.add_argument("--sdk-alone", metavar="BASE_URL", help=argparse.SUPPRESS)
-    parser.add_argument("--imports-only", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
-    if options.run_one:
-        print("RESULT " + json.dumps(run_one(options.run_one)), flush=True)
-        return 0
-    if options.imports_only:
-        print("RESULT " + json.dumps(imports_only()), flush=True)
-        return 0
     if options.sdk_alone:
         print("RESULT " + json.dumps(sdk_alone(options.sdk_alone)), flush=True)
         return 0

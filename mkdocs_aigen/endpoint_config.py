@@ -81,9 +81,7 @@ def parse_endpoints(
     return tuple(specs)
 
 
-def make_pool(
-    specs: tuple[EndpointSpec, ...], timeout: float, sending: SendOptions
-) -> EndpointPool:
+def make_pool(specs: tuple[EndpointSpec, ...], sending: SendOptions) -> EndpointPool:
     """One client and one limiter per endpoint, as one backend."""
     from mkdocs_aigen.backends.endpoints import Endpoint, EndpointPool
     from mkdocs_aigen.backends.http import HTTPBackend
@@ -95,7 +93,6 @@ def make_pool(
         backend = HTTPBackend(
             api_key=key or "unused",
             base_url=spec.base_url,
-            timeout=timeout,
             key_env=spec.api_key_env,
             sending=sending,
         )

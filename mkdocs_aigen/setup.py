@@ -359,13 +359,12 @@ def _endpoints_backend(options: AigenConfig) -> BackendChoice:
         )
     except EndpointError as error:
         raise SetupError(str(error)) from None
-    timeout = resolved_timeout(options)
     service_tier, cache_keys = options.service_tier, bool(options.prompt_cache_key)
 
     def make_endpoints() -> Backend:
         from mkdocs_aigen.backends.body import SendOptions
 
-        return make_pool(specs, timeout, SendOptions(service_tier, cache_keys))
+        return make_pool(specs, SendOptions(service_tier, cache_keys))
 
     return "endpoints", make_endpoints, None, None, None
 
@@ -452,7 +451,6 @@ def _backend(options: AigenConfig, root: Path) -> BackendChoice:
                 "`offline: true`.",
                 None,
             )
-        timeout = resolved_timeout(options)
         service_tier = options.service_tier
         cache_keys = options.prompt_cache_key
         if cache_keys is None:
@@ -467,7 +465,6 @@ def _backend(options: AigenConfig, root: Path) -> BackendChoice:
             return HTTPBackend(
                 api_key=api_key or "unused",
                 base_url=base_url,
-                timeout=timeout,
                 key_env=key_name,
                 sending=SendOptions(service_tier, cache_keys),
             )
