@@ -45,6 +45,7 @@ from mkdocs_aigen.pagecache import (
     worth_keeping,
 )
 from mkdocs_aigen.prompts import TemplateError
+from mkdocs_aigen.quick_exit import skip_final_collection
 from mkdocs_aigen.report import ReportContext, write_report
 from mkdocs_aigen.setup import Setup, SetupError, resolve_setup
 from mkdocs_aigen.site import (
@@ -402,13 +403,15 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 self._server.watch(str(path))
 
     def on_shutdown(self) -> None:
-        """End of ``build`` or ``serve``: stop the pool and close the cache."""
+        """End of ``build`` or ``serve``: stop the pool, close the cache, and let the
+        process end without a last garbage collection."""
         if self._engine is not None:
             self._engine.close(cancel=True)
             self._engine = None
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+        skip_final_collection()
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -240,3 +240,32 @@ def test_cached_rebuild_never_imports_the_sdk(site: Site, server: FakeOpenAI) ->
     assert result.stdout.split() == ["False"] * 6
     assert len(server.log) == 7  # nothing sent by the second build
     assert site.html("guide.md") == first
+
+
+def test_the_process_ends_without_a_final_collection_but_builds_before_it_collect(
+    site: Site, server: FakeOpenAI
+) -> None:
+    """``quick_exit``: the plugin freezes every object only when the process exits (its
+    last garbage collection then has nothing to look at); a process that builds twice
+    has nothing frozen in between."""
+    import gc
+
+    site.page("guide.md", GUIDE)
+    site.build()
+    site.build()
+    assert gc.get_freeze_count() == 0
+    # An atexit handler registered before the build runs after the plugin's (last in,
+    # first out), and sees what it left.
+    child = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+        "from mkdocs.__main__ import cli\n"
+        f"sys.argv = ['mkdocs', 'build', '-f', {str(site.config_file)!r}]\n"
+        "cli()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "frozen at exit: True" in done.stdout
+    assert server.count(stage="section") == len(EXPECTED_ORDER)  # the rebuilds were cached

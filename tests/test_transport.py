@@ -164,4 +164,3 @@ def test_environment_proxy_with_credentials_and_no_proxy(monkeypatch: pytest.Mon
             direct.close()
         assert len(seen) == 1  # NO_PROXY: straight to the server
     assert len(server.log) == 2
-
