@@ -725,17 +725,10 @@ class Bench:
         )
         if traffic.first_start is not None and traffic.last_end is not None:
             first = traffic.first_start - result.start
-            allowed = cached.nav_end + 0.15
-            row.checks.append(
-                (
-                    f"first request at {first:.2f} s <= the cached rebuild's end of on_nav "
-                    f"{cached.nav_end:.2f} s + 0.15 s = {allowed:.2f} s (this build's on_nav "
-                    f"ended at {result.nav_end:.2f} s)",
-                    first <= allowed,
-                )
-            )
             row.details.append(
-                f"start of the process to first request {first:.2f} s, "
+                f"start of the process to first request {first:.2f} s (on_nav ended at "
+                f"{result.nav_end:.2f} s; {cached.nav_end:.2f} s in the cached rebuild), "
+                f"exit {result.exit_lag * 1e3:.0f} ms after MkDocs' last log line, "
                 f"requests {traffic.last_end - traffic.first_start:.2f} s, "
                 f"last answer to exit {result.end - traffic.last_end:.2f} s; "
                 f"cached rebuild {cached_wall:.2f} s; process CPU {result.cpu:.2f} s "
@@ -744,12 +737,6 @@ class Bench:
                 f"{result.worker_cpu or 0.0:.2f} s + the rest (the client's threads, "
                 "the interpreter's exit)"
             )
-        row.checks.append(
-            (
-                f"exit {result.exit_lag * 1e3:.0f} ms after MkDocs' last log line <= 50 ms",
-                result.exit_lag <= 0.05,
-            )
-        )
         return row, cached_wall
 
     def scenario_a(self, sequential: bool) -> None:
@@ -770,6 +757,7 @@ class Bench:
                 row.wall <= limit,
             )
         )
+        self.start_and_exit(row)
         if sequential:
             seq, _, seq_config = self.cold("a-sequential", concurrency=1)
             missing = missing_sections(seq_config.parent, PAGES, SECTIONS)
@@ -782,6 +770,56 @@ class Bench:
                 )
             )
         self.rows.append(row)
+
+    def start_and_exit(self, row: Row, pairs: int = 7) -> None:
+        """When a cold build's first request leaves, against the cached rebuild's end of
+        ``on_nav``, and how long the process lives after MkDocs' last log line.
+
+        One build's start-up moves by 0.1-0.2 s on this shared machine, so these are
+        medians over ``pairs`` cold builds of (a)'s site, each followed by its cached
+        rebuild. The server answers at once here: the first request leaves before any
+        answer can come back, and the exit follows the last answer, so latency changes
+        neither figure, only how long the pairs take.
+        """
+        gaps, lags, firsts, navs = [], [], [], []
+        for number in range(pairs):
+            with fake_server(latency=0.05, jitter=0.0) as server:
+                options = plugin_options(server.url, CONCURRENCY)
+                config = write_site(
+                    self.work / f"start-{number}", pages=PAGES, sections=SECTIONS, plugin=options
+                )
+                cold = self.build(config)
+                first = Traffic.of(server.log()).first_start
+            cached = self.build(config)
+            if first is None or missing_sections(config.parent, PAGES, SECTIONS):
+                raise RuntimeError(f"start-up pair {number}: the build did not generate")
+            firsts.append(first - cold.start)
+            navs.append(cached.nav_end)
+            gaps.append(first - cold.start - cached.nav_end)
+            lags.append(cold.exit_lag)
+        gap, lag = statistics.median(gaps), statistics.median(lags)
+        row.checks.append(
+            (
+                f"first request {gap:+.3f} s after the cached rebuild's end of on_nav <= "
+                f"+0.15 s (median of {pairs} pairs)",
+                gap <= 0.15,
+            )
+        )
+        row.checks.append(
+            (
+                f"exit {lag * 1e3:.0f} ms after MkDocs' last log line <= 50 ms (median of "
+                f"{pairs} cold builds)",
+                lag <= 0.05,
+            )
+        )
+        row.details.append(
+            "start-up pairs: first request (s) "
+            + " ".join(f"{x:.3f}" for x in firsts)
+            + " | cached end of on_nav (s) "
+            + " ".join(f"{x:.3f}" for x in navs)
+            + " | exit after the last log line (ms) "
+            + " ".join(f"{x * 1e3:.0f}" for x in lags)
+        )
 
     def scenario_limited(self, scenario: str, *, rpm: float | None, tpm: float | None) -> None:
         """(b), (c): a limit that binds, configured exactly as the server's."""
