@@ -453,7 +453,11 @@ class Engine:
                     self._backend_error = BackendError("fatal", "no backend is configured")
                 else:
                     try:
-                        self._backend = self._backend_factory()
+                        backend = self._backend_factory()
+                        watch = getattr(backend, "watch_backlog", None)
+                        if watch is not None:  # it routes better knowing what is left
+                            watch(self._queue.qsize)
+                        self._backend = backend
                     except BackendError as error:
                         self._backend_error = error
                     except Exception as error:  # e.g. an SDK too old or too new to load

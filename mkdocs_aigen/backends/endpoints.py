@@ -1,9 +1,12 @@
 """Several OpenAI-compatible endpoints as one backend (``endpoints:``).
 
 Each endpoint has its own client and its own :class:`~mkdocs_aigen.limits.RateLimiter`
-(its ``concurrency``, ``rpm`` and ``tpm``); a request goes to the endpoint with the most
-free capacity. An endpoint that stops answering (refused connections, a run of 5xx) is
-cooled down: the others take its requests, and it is tried again after the cool-down.
+(its ``concurrency``, ``rpm`` and ``tpm``); a request goes to the fastest endpoint with a
+free slot. At the end of a build, when the requests left are fewer than the faster
+endpoints can finish sooner, a request waits for one of those instead of taking a slow
+slot: the build ends with its fastest endpoints, not with a slow straggler. An endpoint
+that stops answering (refused connections, a run of 5xx) is cooled down: the others take
+its requests, and it is tried again after the cool-down.
 
 Which endpoint answered never enters a request's key: every endpoint serves the
 configured model (``model`` per endpoint is only the name that server knows it by), so
@@ -12,9 +15,11 @@ the cache and the lock treat all their answers alike.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -47,6 +52,25 @@ class Endpoint:
     latency: float | None = None
     #: Requests routed here and not finished.
     assigned: int = 0
+    #: When each of them was routed here (by ticket), to foresee when slots free.
+    started: dict[int, float] = field(default_factory=dict)
+
+    def expected_latency(self) -> float:
+        """Seconds an answer is expected to take here."""
+        return self.latency if self.latency is not None else PRIOR_LATENCY
+
+    def answers_by(self, deadline: float, now: float) -> int:
+        """Answers this endpoint is expected to finish, started from now on, before
+        ``deadline``: each slot's next start is when its request in flight should end.
+        A request overdue by more than its expected latency frees its slot at no
+        foreseeable time, so that slot counts for nothing."""
+        latency = self.expected_latency()
+        frees = [now] * max(0, self.capacity() - self.assigned)
+        for began in self.started.values():
+            end = began + latency
+            if now <= end + latency:
+                frees.append(max(end, now))
+        return sum(max(0, math.floor((deadline - free) / latency)) for free in frees)
 
     def capacity(self) -> int:
         """Requests worth having here at once: its slots, or for a rate-limited endpoint
@@ -70,16 +94,29 @@ class EndpointPool:
     name: str = "endpoints"
     max_parallel: int | None = None
     _lock: threading.Condition = field(default_factory=threading.Condition)
+    #: Requests queued in the engine and not yet at the pool (see :meth:`watch_backlog`).
+    _backlog: Callable[[], int] = lambda: 0
+    #: Requests waiting in :meth:`_choose`.
+    _waiting: int = 0
+    _tickets: Iterator[int] = field(default_factory=itertools.count)
+
+    def watch_backlog(self, queued: Callable[[], int]) -> None:
+        """Tell the pool how many requests wait behind those it sees, so that it knows
+        when a build is near its end."""
+        self._backlog = queued
 
     def complete(self, request: ChatRequest, timeout: float) -> Completion:
-        """Send ``request`` to the freest endpoint; a failure names the endpoint."""
-        endpoint = self._choose()
+        """Send ``request`` to the endpoint that should answer it first; a failure names
+        the endpoint."""
+        endpoint, ticket = self._choose()
         try:
             return self._send(endpoint, request, timeout)
         finally:
             with self._lock:
                 endpoint.assigned -= 1
-                self._lock.notify()
+                endpoint.started.pop(ticket, None)
+                # Every waiter: each weighs the endpoints again, and not all want this one.
+                self._lock.notify_all()
 
     def _send(self, endpoint: Endpoint, request: ChatRequest, timeout: float) -> Completion:
         chars = request.prompt_chars()
@@ -117,26 +154,50 @@ class EndpointPool:
             endpoint.limiter.close()
             endpoint.backend.close()
 
-    def _choose(self) -> Endpoint:
+    def _choose(self) -> tuple[Endpoint, int]:
         """Wait for a free slot on any endpoint not cooling down, and take the fastest
-        such endpoint. Deciding when a slot frees, not when the request arrives, keeps
-        every endpoint busy: a request parked behind one endpoint's queue would hold a
-        worker that another endpoint could use. All cooling down: the one back first."""
+        such endpoint, unless the build is near its end and faster endpoints would finish
+        every request left before this one could finish there. Deciding when a slot
+        frees, not when the request arrives, keeps every endpoint busy: a request parked
+        behind one endpoint's queue would hold a worker that another endpoint could use.
+        All cooling down: the one back first."""
         with self._lock:
-            while True:
-                now = time.monotonic()
-                ready = [e for e in self.endpoints if e.cooling_until <= now]
-                if not ready:
-                    chosen = min(self.endpoints, key=lambda e: e.cooling_until)
-                    break
-                free = [e for e in ready if e.assigned < e.capacity()]
-                if free:
-                    chosen = min(free, key=lambda e: e.latency or PRIOR_LATENCY)
-                    break
-                # Woken when a request ends; the timeout notices a cool-down ending.
-                self._lock.wait(timeout=1.0)
+            self._waiting += 1
+            try:
+                while True:
+                    now = time.monotonic()
+                    ready = [e for e in self.endpoints if e.cooling_until <= now]
+                    if not ready:
+                        chosen = min(self.endpoints, key=lambda e: e.cooling_until)
+                        break
+                    free = [e for e in ready if e.assigned < e.capacity()]
+                    if free:
+                        chosen = min(free, key=Endpoint.expected_latency)
+                        if not self._sooner_elsewhere(chosen, ready, now):
+                            break
+                    # Woken when a request ends; the timeout notices a cool-down ending.
+                    self._lock.wait(timeout=1.0)
+            finally:
+                self._waiting -= 1
+            ticket = next(self._tickets)
             chosen.assigned += 1
-            return chosen
+            chosen.started[ticket] = time.monotonic()
+            return chosen, ticket
+
+    def _sooner_elsewhere(self, chosen: Endpoint, ready: list[Endpoint], now: float) -> bool:
+        """Whether faster endpoints are expected to finish every request left (the
+        waiting ones and the engine's queue) before ``chosen`` would finish this one."""
+        deadline = now + chosen.expected_latency()
+        faster = [e for e in ready if e.expected_latency() < chosen.expected_latency()]
+        if not faster:
+            return False
+        left = self._waiting + self._backlog()
+        sooner = 0
+        for endpoint in faster:
+            sooner += endpoint.answers_by(deadline, now)
+            if sooner >= left:
+                return True
+        return False
 
     def _failed(self, endpoint: Endpoint, error: BackendError, permit: object) -> None:
         if error.kind == "throttled":
