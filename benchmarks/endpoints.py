@@ -9,13 +9,15 @@ Each fake server runs in its own process. Endpoint i, with concurrency C_i, late
 and a request limit R_i per minute, answers at most ``min(C_i / L_i, R_i / 60)`` requests
 a second; the bound for N requests is ``max(max L_i, N / sum of those)``. A build is a
 whole ``mkdocs build`` process: its wall time is compared with a cached build's plus the
-bound (ratio <= 1.15). The second run takes one server out halfway (every answer a 503
-from then on): no section may be lost. Exits 1 if a check fails.
+bound; the median ratio of three such runs must be <= 1.15. The last run takes one server
+out halfway (every answer a 503 from then on): no section may be lost. Exits 1 if a
+check fails.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -149,17 +151,23 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|---|")
     ok = True
-    for name, kill in (("all three", False), ("one dies halfway", True)):
+    ratios = []
+    for name, kill in [*((f"all three ({n})", False) for n in (1, 2, 3)), ("one dies", True)]:
         cold, cached, bound, lost, served = run(kill)
         ratio = cold / (cached + bound)
+        if not kill:
+            ratios.append(ratio)
         print(
             f"| {name} | {cold:.2f} | {cached:.2f} | {bound:.2f} | {ratio:.3f} | {lost} "
             f"| {' / '.join(map(str, served))} |"
         )
-        ok = ok and lost == 0 and (kill or ratio <= 1.15)
+        ok = ok and lost == 0
+    median = statistics.median(ratios)
+    ok = ok and median <= 1.15
     print(
-        "bound for the second run: the two servers left; checks: ratio <= 1.15 (first run), "
-        "0 lost (both)"
+        f"all three: median ratio {median:.3f} <= 1.15 ({'met' if median <= 1.15 else 'NOT MET'})"
+        "; one dies halfway: bound of the two servers left for every request (loose), "
+        "0 lost required in every run"
     )
     return 0 if ok else 1
 

@@ -135,3 +135,45 @@ def test_a_bad_endpoint_names_its_field(
         site.build()
     assert any(message in m for m in warning_messages(warnings)), warning_messages(warnings)
     assert three[0].count() == 0
+
+
+def _pool(backlog: int, fast_started: float) -> tuple[Any, Any, Any]:
+    """A fast endpoint (0.1 s, two slots, both busy since ``fast_started``) and a slow
+    one (1 s, free), with ``backlog`` requests queued in the engine."""
+    from mkdocs_aigen.backends.endpoints import Endpoint, EndpointPool
+    from mkdocs_aigen.backends.http import HTTPBackend
+    from mkdocs_aigen.limits import RateLimiter
+
+    def endpoint(name: str, latency: float) -> Endpoint:
+        # Never sent to: the routing decision alone is under test.
+        backend = HTTPBackend(api_key="unused", base_url="http://127.0.0.1:9/v1")
+        found = Endpoint(name, "m", backend, RateLimiter(concurrency=2))
+        found.latency = latency
+        return found
+
+    fast, slow = endpoint("fast", 0.1), endpoint("slow", 1.0)
+    fast.assigned = 2
+    fast.started = {1: fast_started, 2: fast_started}
+    pool = EndpointPool([fast, slow])
+    pool.watch_backlog(lambda: backlog)
+    return pool, fast, slow
+
+
+@pytest.mark.parametrize(
+    ("backlog", "started_ago", "waits"),
+    [
+        (2, 0.05, True),  # the end of a build: the fast slots finish all three sooner
+        (100, 0.05, False),  # the middle of one: every slot is needed
+        (2, 5.0, False),  # the fast slots are stuck (overdue): nothing to wait for
+    ],
+)
+def test_near_the_end_a_request_waits_for_a_faster_endpoint(
+    backlog: int, started_ago: float, waits: bool
+) -> None:
+    import time
+
+    now = time.monotonic()
+    pool, fast, slow = _pool(backlog, now - started_ago)
+    pool._waiting = 1  # the request being routed
+    assert pool._sooner_elsewhere(slow, [fast, slow], now) is waits
+    assert pool._sooner_elsewhere(fast, [fast, slow], now) is False  # nothing is faster
