@@ -30,9 +30,7 @@ from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 
 from mkdocs_aigen.build_messages import PendingPage, fallback_note, page_messages
-from mkdocs_aigen.cache import ResponseCache
 from mkdocs_aigen.config import AigenConfig
-from mkdocs_aigen.jinja_guard import macros_delimiters, macros_will_render, shielded
 from mkdocs_aigen.jobs import PageJob, PageResult
 from mkdocs_aigen.lockfile import LockError
 from mkdocs_aigen.markers import MarkerError, insert_block
@@ -61,6 +59,7 @@ from mkdocs_aigen.stats import BuildStats
 if TYPE_CHECKING:
     # Imported when a page needs generating: a fully cached build reads finished pages
     # back and never loads the engine, the pipeline or an SDK.
+    from mkdocs_aigen.cache import ResponseCache
     from mkdocs_aigen.engine import Engine
     from mkdocs_aigen.grounding import Grounder
     from mkdocs_aigen.progress import Progress
@@ -302,9 +301,12 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         # Comments that on_page_content turns into ``data-aigen`` wrappers.
         block = mark_sections(result.block, result.sections)
         macros = self._macros
-        if macros is not None and macros_will_render(macros, page.file.src_uri, page.meta):
-            # Model-written {{ }} and {% %} must reach the page as text, never run.
-            block = shielded(block, macros_delimiters(macros))
+        if macros is not None:
+            from mkdocs_aigen.jinja_guard import macros_delimiters, macros_will_render, shielded
+
+            if macros_will_render(macros, page.file.src_uri, page.meta):
+                # Model-written {{ }} and {% %} must reach the page as text, never run.
+                block = shielded(block, macros_delimiters(macros))
         try:
             markdown = insert_block(markdown, block, page.file.src_uri)
         except MarkerError as error:
@@ -546,6 +548,8 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             self._engine = None
         if self._cache is not None:
             self._cache.close()
+        from mkdocs_aigen.cache import ResponseCache  # a fully cached build needs none
+
         self._cache = ResponseCache(setup.cache_dir, log.warning)
         return self._cache
 

@@ -7,12 +7,17 @@ sees it as a page: it is in neither the nav nor the search index.
 
 from __future__ import annotations
 
+import functools
+import html
 from collections.abc import Mapping
-from html import escape
 from typing import Any
 
 from mkdocs_aigen.stats import Attempt, Hit
 from mkdocs_aigen.timeline import STAGE_COLOURS, Limits, ideal_makespan, lower_bound, timeline_svg
+
+#: ``html.escape``, remembered: a site's thousands of section rows repeat the same few
+#: origins, models, dates and source labels.
+escape = functools.lru_cache(maxsize=4096)(html.escape)
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1000px;
@@ -183,9 +188,15 @@ def _sources_cell(sources: list[Mapping[str, Any]]) -> str:
     """Each cited source with the start of its hash; a dash for an ungrounded section."""
     if not sources:
         return "–"
+    # The sections of a page mostly cite the same files: one cell, made once.
+    cited = tuple((str(s.get("label", "")), str(s.get("sha256", ""))) for s in sources)
+    return _sources_html(cited)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sources_html(sources: tuple[tuple[str, str], ...]) -> str:
     return "<br>".join(
-        f"{escape(str(s.get('label', '')))} <code>{escape(str(s.get('sha256', ''))[:8])}</code>"
-        for s in sources
+        f"{escape(label)} <code>{escape(digest[:8])}</code>" for label, digest in sources
     )
 
 

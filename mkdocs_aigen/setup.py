@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from mkdocs.config.defaults import MkDocsConfig
 
-from mkdocs_aigen.budget import Cap, PriceError, resolve_cap
 from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jobs import Fallback, ReviewSettings, Settings
 from mkdocs_aigen.languages import normalise, theme_language
@@ -20,6 +19,7 @@ from mkdocs_aigen.prompts import Prompts
 if TYPE_CHECKING:
     from mkdocs_aigen.answers import AnswerSources
     from mkdocs_aigen.backends.base import Backend
+    from mkdocs_aigen.budget import Cap
     from mkdocs_aigen.cache import ResponseCache
     from mkdocs_aigen.grounding import Grounder
     from mkdocs_aigen.limits import RateLimiter
@@ -246,16 +246,7 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
             f"'sources_max_tokens' must be at least 100, found {options.sources_max_tokens}"
         )
     cache_dir = (root / options.cache_dir).resolve() if options.cache else None
-    try:
-        cap = resolve_cap(
-            options.budget,
-            options.max_requests,
-            (root / options.prices).resolve() if options.prices else None,
-            model,
-            free=backend_name == "local",
-        )
-    except PriceError as error:
-        raise SetupError(str(error)) from None
+    cap = _cap(options, root, model, free=backend_name == "local")
     timeout = resolved_timeout(options)
     identity = (
         backend_name,
@@ -337,6 +328,19 @@ def source_link(config: MkDocsConfig) -> str | None:
 #: (OpenAI suggests allowing 15 for them).
 DEFAULT_TIMEOUT = 120.0
 FLEX_TIMEOUT = 900.0
+
+
+def _cap(options: AigenConfig, root: Path, model: str, *, free: bool) -> Cap | None:
+    """``budget`` and ``max_requests`` as a cap, or ``None`` without them."""
+    if options.budget is None and options.max_requests is None:
+        return None  # the usual case: the price table is never loaded
+    from mkdocs_aigen.budget import PriceError, resolve_cap
+
+    prices = (root / options.prices).resolve() if options.prices else None
+    try:
+        return resolve_cap(options.budget, options.max_requests, prices, model, free=free)
+    except PriceError as error:
+        raise SetupError(str(error)) from None
 
 
 def resolved_timeout(options: AigenConfig) -> float:
