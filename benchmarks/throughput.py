@@ -961,7 +961,7 @@ sections generated; d: (cached rebuild - plain build) process CPU / sections"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: run the scenarios, or (``--run-one``) one build in this process."""
+    """Command line: run the scenarios (``--sdk-alone`` is the child side of one)."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0]
     )
