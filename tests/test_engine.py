@@ -166,3 +166,45 @@ def test_an_answer_cut_off_twice_is_never_kept(tmp_path: Path) -> None:
     assert backend.budgets == [50, 100]
     assert engine.answers.cache.get(request.key) is None
     assert engine.answers.cache.count() == 0
+
+
+class _Watching:
+    """Answers at once and records how many requests the engine said were queued."""
+
+    name = "watching"
+    max_parallel: int | None = None
+
+    def __init__(self) -> None:
+        self.queued: Callable[[], int] | None = None
+        self.seen: list[int] = []
+        self._lock = threading.Lock()
+
+    def watch_backlog(self, queued: Callable[[], int]) -> None:
+        self.queued = queued
+
+    def complete(self, request: ChatRequest, timeout: float) -> Completion:
+        assert self.queued is not None, "the engine never told the backend its backlog"
+        with self._lock:
+            self.seen.append(self.queued())
+        return Completion(text=f"Answer to {request.messages[0].content}")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_backend_that_routes_learns_how_many_requests_are_still_queued(
+    tmp_path: Path,
+) -> None:
+    """``endpoints:`` finishes a build on its fastest endpoints by knowing what is left:
+    the engine hands the backend its queue's size."""
+    backend = _Watching()
+    engine = _engine(tmp_path, lambda: backend)
+    try:
+        outcomes = _run(engine, [_request(n) for n in range(6)])
+    finally:
+        engine.close()
+    assert [o.source for o in outcomes] == ["network"] * 6
+    # Two workers: the first request sent still has at least four behind it, and the
+    # one that took the last has none.
+    assert max(backend.seen) >= 4
+    assert min(backend.seen) == 0
