@@ -34,3 +34,13 @@ More hand-written text.
 
 #: The hint of "The config file > Secrets", the section tests edit.
 SECRETS_HINT = "Never put tokens in foo.toml."
+
+#: Three sections and nothing else; ``.format(brief=..., title=...)``.
+SMALL = """\
+---
+aigen:
+  brief: {brief}
+  outline: [One, Two, Three]
+---
+# {title}
+"""

@@ -9,16 +9,8 @@ from typing import Any
 
 from tests.conftest import Site
 from tests.fake_server import FakeOpenAI, RequestRecord, default_responder
+from tests.pages import SMALL
 from tests.test_cli import aigen
-
-PAGE = """\
----
-aigen:
-  brief: {brief}
-  outline: [One, Two, Three]
----
-# {title}
-"""
 
 ROUNDS = """\
 ---
@@ -35,8 +27,8 @@ aigen:
 
 
 def _pages(site: Site) -> None:
-    site.page("a.md", PAGE.format(brief="Explain A.", title="Page A"))
-    site.page("b.md", PAGE.format(brief="Explain B.", title="Page B"))
+    site.page("a.md", SMALL.format(brief="Explain A.", title="Page A"))
+    site.page("b.md", SMALL.format(brief="Explain B.", title="Page B"))
 
 
 def _state(site: Site) -> dict[str, object]:

@@ -7,25 +7,17 @@ import json
 
 from tests.conftest import Site
 from tests.fake_server import FakeOpenAI, message_text
+from tests.pages import SMALL
 from tests.test_cli import aigen
 
 #: Long enough (about 1500 tokens) for a provider's prompt cache, which starts at 1024.
 CONTEXT = "\n".join(f"- Fact {n}: Lumen keeps job {n} for {n} days." for n in range(150))
 
-PAGE = """\
----
-aigen:
-  brief: {brief}
-  outline: [One, Two, Three]
----
-# {title}
-"""
-
 
 def _site(site: Site) -> None:
     site.plugin["context"] = CONTEXT
-    site.page("a.md", PAGE.format(brief="Explain A.", title="Page A"))
-    site.page("b.md", PAGE.format(brief="Explain B.", title="Page B"))
+    site.page("a.md", SMALL.format(brief="Explain A.", title="Page A"))
+    site.page("b.md", SMALL.format(brief="Explain B.", title="Page B"))
 
 
 def _by_page(server: FakeOpenAI) -> dict[str, list[dict[str, object]]]:
