@@ -130,10 +130,15 @@ def generator_tag(html: str, model: str) -> str:
     from mkdocs_aigen import __version__
 
     tag = f'<meta name="generator" content="mkdocs-aigen {__version__}; model {escape(model)}">'
-    match = _HEAD_END.search(html)
-    if match is None:
-        return html
-    return f"{html[: match.start()]}{tag}\n{html[match.start() :]}"
+    # Themes write "</head>": finding it is one C call; the pattern (any case or
+    # spacing) would scan the whole page in the regular expression engine.
+    end = html.find("</head>")
+    if end < 0:
+        match = _HEAD_END.search(html)
+        if match is None:
+            return html
+        end = match.start()
+    return f"{html[:end]}{tag}\n{html[end:]}"
 
 
 def notice_variables(result: PageResult, model: str, fallback_model: str) -> dict[str, Any]:

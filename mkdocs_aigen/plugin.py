@@ -32,7 +32,6 @@ from mkdocs.structure.pages import Page
 from mkdocs_aigen.build_messages import PendingPage, fallback_note, page_messages
 from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jobs import PageJob, PageResult
-from mkdocs_aigen.lockfile import LockError
 from mkdocs_aigen.markers import MarkerError, insert_block
 from mkdocs_aigen.pagecache import (
     PageStore,
@@ -141,8 +140,15 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             # Name the file to fix; AIGEN_CONCURRENCY and friends name themselves.
             where = "" if error.from_environment else f"{Path(config.config_file_path).name}: "
             raise PluginError(f"aigen: {where}{error}") from None
-        except (TemplateError, LockError) as error:
+        except TemplateError as error:
             raise PluginError(f"aigen: {error}") from None
+        except Exception as error:
+            # The lock file's module is loaded only when a lock is configured.
+            from mkdocs_aigen.lockfile import LockError
+
+            if isinstance(error, LockError):
+                raise PluginError(f"aigen: {error}") from None
+            raise
         self._macros = self._macros_after_us(config)
         self._check_notice(config)
         return None

@@ -98,6 +98,9 @@ def report_data(
 ) -> dict[str, Any]:
     """Everything the JSON report holds."""
     pages = {}
+    # Sections of a page mostly cite the same files: one list of records per distinct
+    # set, which the HTML page then renders once (a grounded site has thousands).
+    cited: dict[tuple[tuple[str, str], ...], list[dict[str, str]]] = {}
     for result in results:
         sources = Counter(s.source for s in result.sections)
         measured = [s for s in result.sections if s.ratio is not None]
@@ -119,7 +122,7 @@ def report_data(
             "sources": list(
                 dict.fromkeys(label for s in result.sections for label, _ in s.sources)
             ),
-            "section_details": [_section(s, context) for s in result.sections],
+            "section_details": [_section(s, context, cited) for s in result.sections],
         }
     attempts = sorted(stats.attempts, key=lambda a: (a.start, a.slot))
     return {
@@ -134,7 +137,11 @@ def report_data(
     }
 
 
-def _section(section: SectionResult, context: ReportContext) -> dict[str, Any]:
+def _section(
+    section: SectionResult,
+    context: ReportContext,
+    cited: dict[tuple[tuple[str, str], ...], list[dict[str, str]]],
+) -> dict[str, Any]:
     fallback = section.fallback
     origin = ORIGINS.get(section.source, section.source)
     if section.source == "lock" and section.edited:
@@ -152,8 +159,19 @@ def _section(section: SectionResult, context: ReportContext) -> dict[str, Any]:
         "target": section.target,
         "augmented": section.augmented,
         "error": section.error,
-        "sources": [{"label": label, "sha256": digest} for label, digest in section.sources],
+        "sources": _cited(section.sources, cited),
     }
+
+
+def _cited(
+    sources: tuple[tuple[str, str], ...],
+    cited: dict[tuple[tuple[str, str], ...], list[dict[str, str]]],
+) -> list[dict[str, str]]:
+    """The JSON records of ``sources``, the same list for every section that cites them."""
+    records = cited.get(sources)
+    if records is None:
+        records = cited[sources] = [{"label": label, "sha256": digest} for label, digest in sources]
+    return records
 
 
 def _words(section: SectionResult) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mkdocs_aigen.stats import Attempt, Hit
@@ -184,7 +184,7 @@ def _pages(pages: Mapping[str, Mapping[str, Any]], links: Mapping[str, str]) -> 
     return f'<table class="pages">{head}{"".join(rows)}</table>{details}'
 
 
-def _sources_cell(sources: list[Mapping[str, Any]]) -> str:
+def _sources_cell(sources: Sequence[Mapping[str, Any]]) -> str:
     """Each cited source with the start of its hash; a dash for an ungrounded section."""
     if not sources:
         return "–"
@@ -205,8 +205,16 @@ def _section_details(src: str, page: Mapping[str, Any]) -> str:
     if not sections:
         return ""
     rows = []
+    # By identity: the report shares one list among the sections citing the same files
+    # (see ``report_data``), so each distinct cell is built once per page. Every list
+    # lives as long as ``page``, so no two of them can share an id here.
+    cells: dict[int, str] = {}
     for section in sections:
         words = section.get("words")
+        sources = section.get("sources") or ()
+        cell = cells.get(id(sources))
+        if cell is None:
+            cell = cells[id(sources)] = _sources_cell(sources)
         rows.append(
             f"<tr><td>{escape(section.get('path', ''))}</td>"
             f"<td>{escape(str(section.get('origin', '')))}</td>"
@@ -215,7 +223,7 @@ def _section_details(src: str, page: Mapping[str, Any]) -> str:
             f"<td>{'–' if words is None else words} / {section.get('target', 0)}</td>"
             f"<td>{escape(str(section.get('date') or '–'))}</td>"
             f"<td><code>{escape(str(section.get('hash', ''))[:12])}</code></td>"
-            f"<td>{_sources_cell(section.get('sources') or [])}</td></tr>"
+            f"<td>{cell}</td></tr>"
         )
     return (
         f"<details><summary>{escape(src)}: sections</summary><table>"

@@ -13,7 +13,6 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jobs import Fallback, ReviewSettings, Settings
 from mkdocs_aigen.languages import normalise, theme_language
-from mkdocs_aigen.lockfile import LockFile
 from mkdocs_aigen.prompts import Prompts
 
 if TYPE_CHECKING:
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from mkdocs_aigen.cache import ResponseCache
     from mkdocs_aigen.grounding import Grounder
     from mkdocs_aigen.limits import RateLimiter
+    from mkdocs_aigen.lockfile import LockFile
     from mkdocs_aigen.requests import ChatRequest
     from mkdocs_aigen.stubs import PageStub
 
@@ -179,7 +179,12 @@ def resolve_setup(options: AigenConfig, config: MkDocsConfig, *, serving: bool) 
     site_context, context_path = _context(options.context, root)
 
     lock_path = (root / options.lock).resolve() if options.lock else None
-    lock = LockFile.load(lock_path) if lock_path else None
+    lock = None
+    if lock_path is not None:
+        # Loaded only with a lock configured: most builds have none.
+        from mkdocs_aigen.lockfile import LockFile
+
+        lock = LockFile.load(lock_path)
 
     backend_name, factory, reason, hint, max_parallel = _backend(options, root)
     if environment_flag("AIGEN_OFFLINE") or options.offline:

@@ -229,3 +229,12 @@ def test_the_fallback_model_is_named_for_its_own_text() -> None:
     html = generator_tag("<html><head><title>t</title></head></html>", "tiny.gguf")
     assert '<meta name="generator" content="mkdocs-aigen ' in html
     assert html.index("tiny.gguf") < html.index("</head>")
+
+
+def test_the_generator_tag_finds_a_head_written_in_any_case() -> None:
+    from mkdocs_aigen.notice import generator_tag
+
+    for end in ("</head>", "</HEAD>", "</head >"):
+        html = generator_tag(f"<html><head><title>t</title>{end}<body></body></html>", "m")
+        assert html.index('<meta name="generator"') < html.index(end) < html.index("<body>")
+    assert generator_tag("<p>no head</p>", "m") == "<p>no head</p>"

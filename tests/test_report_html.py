@@ -162,3 +162,35 @@ def test_report_path_option_puts_the_page_beside_the_json(site: Site, server: Fa
     html = (site.root / "site" / "reports" / "build.html").read_text(encoding="utf-8")
     assert 'href="../guide/index.html"' in html
     assert not Path(site.root / "site" / "aigen-report.html").exists()
+
+
+def test_each_section_row_names_its_own_sources() -> None:
+    """Sections citing the same files share one cell; the others keep their own."""
+    from mkdocs_aigen.jobs import PageResult, SectionResult
+    from mkdocs_aigen.report import ReportContext, report_data
+    from mkdocs_aigen.report_html import render_report
+    from mkdocs_aigen.stats import BuildStats
+
+    config = (("src/config.py", "a" * 64),)
+    both = (("src/config.py", "a" * 64), ("src/cli.py", "b" * 64))
+
+    def section(title: str, sources: tuple[tuple[str, str], ...]) -> SectionResult:
+        return SectionResult(
+            path=(title,), level=2, key=title * 8, target=10, text="x", sources=sources
+        )
+
+    titles = ["One", "Two", "Three", "Four"]
+    cited = [config, both, config, ()]
+    result = PageResult("guide.md", [section(t, c) for t, c in zip(titles, cited, strict=True)])
+    data = report_data(BuildStats(), [result], ReportContext())
+    records = [s["sources"] for s in data["pages"]["guide.md"]["section_details"]]
+    assert records == [[{"label": label, "sha256": digest} for label, digest in c] for c in cited]
+    html = render_report(data, {})
+    rows = {
+        title: html[html.index(f"<tr><td>{title}</td>") :].split("</tr>")[0] for title in titles
+    }
+    assert "src/config.py <code>aaaaaaaa</code></td>" in rows["One"]
+    assert "src/cli.py" not in rows["One"] and "src/cli.py" not in rows["Three"]
+    assert "src/config.py <code>aaaaaaaa</code><br>src/cli.py <code>bbbbbbbb</code>" in rows["Two"]
+    assert rows["Three"].endswith("<td>src/config.py <code>aaaaaaaa</code></td>")
+    assert rows["Four"].endswith("<td>–</td>")
