@@ -4,11 +4,14 @@ and a ``<meta name="generator">`` tag on every generated page.
 How a section gets its attribute with any Markdown configuration: Python-Markdown keeps an
 HTML comment that stands alone between blank lines as it is, whatever extensions are on
 (``attr_list`` and ``md_in_html`` are not in MkDocs' defaults). So :func:`mark_sections`
-puts a comment before each generated section's heading and one after its text, and
-:func:`wrap_marked` turns each pair in the rendered HTML into
-``<div class="aigen-section" data-aigen="HASH">…</div>``. The pairs are siblings at the top
-level of the page, so the divs nest correctly; a page where they do not pair up keeps its
-HTML without divs rather than get broken markup.
+puts a comment before each generated section's heading, and :func:`wrap_marked` turns the
+HTML from each one to the next into ``<div class="aigen-section" data-aigen="HASH">…</div>``.
+A closing comment stands only where generated text ends without another section starting
+(before a failed section's placeholder, at the end of the block): each comment costs
+Python-Markdown about as much as a short paragraph, so one per section, not a pair. The
+comments are siblings at the top level of the page, so the divs nest correctly; a page
+whose comments are not the ones its sections call for keeps its HTML without divs rather
+than get broken or misattributed markup.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ _HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
 
 
 def mark_sections(block: str, sections: Sequence[SectionResult]) -> str:
-    """``block`` with a comment pair around each generated section (failed ones stay
-    unmarked: a placeholder is not AI-written text)."""
+    """``block`` with a comment before each generated section and one where generated text
+    stops (failed sections stay unmarked: a placeholder is not AI-written text)."""
     lines = block.split("\n")
     if "```" in block or "~~~" in block:
         # A heading's line may stand inside fenced code: ask the Markdown model.
@@ -68,7 +71,8 @@ def mark_sections(block: str, sections: Sequence[SectionResult]) -> str:
     open_section = False
     for line, section in starts:
         out.extend(lines[previous:line])
-        if open_section:
+        if open_section and section.text is None:
+            # The next start would end the open section; a placeholder starts nothing.
             out.extend(_close(out))
             open_section = False
         if section.text is not None:
@@ -91,10 +95,15 @@ def _norm(line: str) -> str:
     return " ".join(line.split())
 
 
-def wrap_marked(html: str) -> str:
-    """Each comment pair of :func:`mark_sections` as a ``div`` with ``data-aigen``."""
+def wrap_marked(html: str, keys: Sequence[str]) -> str:
+    """Each section that :func:`mark_sections` marked as a ``div`` with ``data-aigen``;
+    ``keys``: the answer hashes of the page's generated sections, in order. Comments that
+    do not start exactly those sections (a model that wrote one into its text) leave the
+    page without divs."""
     if "aigen-section" not in html:
         return html
+    if _START_RE.findall(html) != list(keys):
+        return _unmarked(html)
     tokens = re.split(f"({_START_RE.pattern}|{re.escape(_END_TEXT)})", html)
     # re.split with one group inside the pattern: [text, marker, key-or-None, text, ...]
     out: list[str] = []
@@ -109,7 +118,7 @@ def wrap_marked(html: str) -> str:
         key = tokens[index + 1]
         if key is not None:
             if depth:
-                return _unmarked(html)
+                out.append("</div>")
             depth = 1
             out.append(f'<div class="aigen-section" data-aigen="{key}">')
         else:

@@ -323,11 +323,14 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         self, html: str, *, page: Page, config: MkDocsConfig, files: Files
     ) -> str | None:
         """Every generated section becomes ``<div data-aigen="request hash">``."""
-        if page.file.src_uri not in self._pending:
+        pending = self._pending.get(page.file.src_uri)
+        result = pending.result if pending is not None else None
+        if result is None:
             return None
         from mkdocs_aigen.notice import wrap_marked
 
-        return wrap_marked(html)
+        keys = [s.answer_hash for s in result.sections if s.text is not None]
+        return wrap_marked(html, keys)
 
     def on_post_page(self, output: str, *, page: Page, config: MkDocsConfig) -> str | None:
         """A ``<meta name="generator">`` tag on every page with generated text."""

@@ -49,6 +49,9 @@ def _check_labels(site: Site, html: str) -> None:
     hashes = [
         attrs["data-aigen"] for tag, attrs in _tags(html) if tag == "div" and "data-aigen" in attrs
     ]
+    # Siblings: each section's div closes before the next one opens.
+    between = re.split(r'<div class="aigen-section" data-aigen="\w+">', html)[1:-1]
+    assert all(piece.rstrip().endswith("</div>") for piece in between), between
     details = _report(site)["pages"]["guide.md"]["section_details"]
     assert hashes == [d["hash"] for d in details]
     assert len(hashes) == SECTIONS
@@ -201,14 +204,40 @@ def test_markers_skip_headings_in_code_and_failed_sections() -> None:
     assert one < marked.index("## One") < marked.index("<!-- /aigen-section -->")
     # The failed section's placeholder sits between the pairs, outside both.
     assert "b" * 64 not in marked
-    html = wrap_marked(marked)
+    html = wrap_marked(marked, ["a" * 64, "c" * 64])
     assert html.count("<div") == 2 == html.count("</div>")
+
+
+def test_one_comment_per_section_and_one_where_generated_text_stops() -> None:
+    """A start ends the section before it: sibling divs from one comment per section."""
+    import markdown
+
+    keys = ["a" * 64, "b" * 64, "c" * 64]
+    block = "## One\n\nFirst.\n\n## Two\n\nSecond.\n\n### Three\n\nThird.\n\n"
+    sections = [
+        _section(("One",), keys[0]),
+        _section(("Two",), keys[1]),
+        _section(("Two", "Three"), keys[2]),
+    ]
+    marked = mark_sections(block, sections) + "\nHand-written.\n"
+    assert marked.count("<!-- aigen-section ") == 3
+    assert marked.count("<!-- /aigen-section -->") == 1
+    html = wrap_marked(markdown.markdown(marked), keys)
+    assert "<!--" not in html
+    pieces = re.findall(r'<div class="aigen-section" data-aigen="(\w+)">(.*?)</div>', html, re.S)
+    assert [key for key, _ in pieces] == keys
+    for (_, inner), words in zip(pieces, ["First.", "Second.", "Third."], strict=True):
+        assert inner.count("<h") == 1 and words in inner and "<div" not in inner
+    assert html.rstrip().endswith("</div>\n\n<p>Hand-written.</p>")
+    # Comments that are not the ones the page's sections call for: no divs at all.
+    assert "<div" not in wrap_marked(markdown.markdown(marked), [keys[0], keys[2], keys[1]])
+    assert "<div" not in wrap_marked(markdown.markdown(marked), keys[:2])
 
 
 def test_unpaired_markers_leave_no_broken_markup() -> None:
     key = "d" * 64
-    assert wrap_marked(f"<!-- aigen-section {key} --><p>x</p>") == "<p>x</p>"
-    assert wrap_marked("<p>x</p><!-- /aigen-section -->") == "<p>x</p>"
+    assert wrap_marked(f"<!-- aigen-section {key} --><p>x</p>", [key]) == "<p>x</p>"
+    assert wrap_marked("<p>x</p><!-- /aigen-section -->", []) == "<p>x</p>"
     # Headings that are not the generated ones: left unmarked.
     assert mark_sections("## Other\n\ntext\n", [_section(("One",), key)]) == "## Other\n\ntext\n"
 
