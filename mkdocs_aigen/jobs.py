@@ -257,9 +257,12 @@ def page_result_from_data(data: Any) -> PageResult:
             for name, value in _mapping(scores, "scores").items()
         }
     asked = _mapping(record.get("asked", {}), "asked")
+    same_pairs = _SamePairs()
     return PageResult(
         src_path=_typed(record.get("src_path"), str, "src_path"),
-        sections=[_section(item) for item in _list(record.get("sections", []), "sections")],
+        sections=[
+            _section(item, same_pairs) for item in _list(record.get("sections", []), "sections")
+        ],
         expansions=[_expansion(item) for item in _list(record.get("expansions", []), "expansions")],
         block=_typed(record.get("block", ""), str, "block"),
         polish_key=_optional(record.get("polish_key"), str, "polish_key"),
@@ -275,7 +278,22 @@ def page_result_from_data(data: Any) -> PageResult:
     )
 
 
-def _section(data: Any) -> SectionResult:
+class _SamePairs:
+    """The sections of a page mostly cite the same files: a list equal to the previous
+    section's is not checked and copied again, and the sections share one tuple."""
+
+    def __init__(self) -> None:
+        self._raw: Any = None
+        self._pairs: tuple[tuple[str, str], ...] = ()
+
+    def __call__(self, value: Any) -> tuple[tuple[str, str], ...]:
+        if value != self._raw:
+            self._pairs = _pairs(value, "sections.sources")
+            self._raw = value
+        return self._pairs
+
+
+def _section(data: Any, same_pairs: _SamePairs) -> SectionResult:
     """A stored section. Every cached rebuild reads every section back, so the usual,
     well-formed record is checked in one expression; anything else goes the long way,
     which names the field that is wrong."""
@@ -319,7 +337,7 @@ def _section(data: Any) -> SectionResult:
                 answer_key=answer_key,
                 created=None if created is None else float(created),
                 edited=edited,
-                sources=_pairs(sources, "sections.sources") if sources else (),
+                sources=same_pairs(sources) if sources else (),
             )
     return _section_checked(data)
 

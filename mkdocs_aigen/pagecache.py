@@ -137,7 +137,7 @@ def sources_untouched(root: Path, files: Iterable[tuple[str, str, int, int]]) ->
     content may still be the same), not "changed"."""
     for path, _, size, mtime in files:
         try:
-            status = os.stat(root / path)
+            status = os.stat(os.path.join(root, path))  # not pathlib: a stat per cited file
         except OSError:
             return False
         if status.st_size != size or status.st_mtime_ns != mtime:

@@ -170,3 +170,22 @@ def test_pickled_pages_of_earlier_versions_go_with_the_leftovers(tmp_path: Path)
     (tmp_path / "pages" / "old.pickle").write_bytes(pickle.dumps(_full_page()))
     store.remove_leftovers()
     assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == ["k1.json"]
+
+
+def test_sections_citing_the_same_files_round_trip_and_each_list_is_checked() -> None:
+    """Equal source lists are read once and shared; a different one is still checked."""
+    cited = (("src/a.py", "a" * 64), ("src/b.py", "b" * 64))
+    other = (("src/c.py", "c" * 64),)
+    sections = [
+        SectionResult(path=(title,), level=2, key=title, target=10, text="x", sources=sources)
+        for title, sources in (("One", cited), ("Two", cited), ("Three", other), ("Four", ()))
+    ]
+    page = StoredPage("T", (None, None), 4, PageResult("p.md", sections))
+    back = page_from_data(json.loads(json.dumps(page_to_data(page))))
+    assert back == page
+    assert back.result.sections[0].sources is back.result.sections[1].sources
+    for index, bad in ((1, [["src/a.py"]]), (2, [["src/c.py", 3]]), (1, "src/a.py")):
+        data = page_to_data(page)
+        data["result"]["sections"][index]["sources"] = bad
+        with pytest.raises(DataError):
+            page_from_data(data)
