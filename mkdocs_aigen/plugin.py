@@ -38,6 +38,7 @@ from mkdocs_aigen.pagecache import (
     StoredPage,
     page_key,
     page_store_for,
+    served_from_store,
     sources_untouched,
     worth_keeping,
 )
@@ -232,8 +233,9 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                 continue
             pending = self._pending[src_path] = PendingPage()
             self._stats.sections_total += stored.sections
-            self._stats.replay(stored.result)
-            pending.finish(stored.result, None)
+            result = served_from_store(stored)
+            self._stats.replay(result)
+            pending.finish(result, None)
         jobs = page_jobs(self._stub_pages.values(), neighbours)
         self._stats.sections_total += sum(setup.count_sections(job.stub) for job in jobs)
         store = self._page_store(setup) if setup.offline_reason is None else None

@@ -194,3 +194,31 @@ def test_each_section_row_names_its_own_sources() -> None:
     assert "src/config.py <code>aaaaaaaa</code><br>src/cli.py <code>bbbbbbbb</code>" in rows["Two"]
     assert rows["Three"].endswith("<td>src/config.py <code>aaaaaaaa</code></td>")
     assert rows["Four"].endswith("<td>–</td>")
+
+
+def test_a_page_read_back_whole_reports_cache_hits_not_requests(
+    site: Site, server: FakeOpenAI
+) -> None:
+    """A rebuild that serves the page from the page store sends nothing, and its report
+    says so page by page and section by section, as its stages do."""
+    site.page("guide.md", GUIDE)
+    site.build()
+    _, _, _, first = _report(site)
+    sent = len(server.log)
+    written = first["pages"]["guide.md"]
+    assert written["generated"] == written["sections"] > 0
+    assert {d["origin"] for d in written["section_details"]} == {"fresh request"}
+
+    site.build()
+    assert len(server.log) == sent
+    html, _, _, second = _report(site)
+    served = second["pages"]["guide.md"]
+    assert served["generated"] == 0
+    assert served["cache_hits"] == served["sections"] == written["sections"]
+    assert second["stages"]["section"]["requests"] == 0
+    assert {d["origin"] for d in served["section_details"]} == {"cache"}
+    # Each answer keeps the date it was paid for.
+    assert [d["date"] for d in served["section_details"]] == [
+        d["date"] for d in written["section_details"]
+    ]
+    assert "fresh request" not in html
