@@ -7,8 +7,9 @@ HTML comment that stands alone between blank lines as it is, whatever extensions
 puts a comment before each generated section's heading, and :func:`wrap_marked` turns the
 HTML from each one to the next into ``<div class="aigen-section" data-aigen="HASH">…</div>``.
 A closing comment stands only where generated text ends without another section starting
-(before a failed section's placeholder, at the end of the block): each comment costs
-Python-Markdown about as much as a short paragraph, so one per section, not a pair. The
+(before a failed section's placeholder, at the end of the block): Python-Markdown parses
+each comment as a block of its own and puts it back afterwards, so one per section, not a
+pair. The
 comments are siblings at the top level of the page, so the divs nest correctly; a page
 whose comments are not the ones its sections call for keeps its HTML without divs rather
 than get broken or misattributed markup.
