@@ -39,6 +39,7 @@ _START = "<!-- aigen-section {key} -->"
 _END = "<!-- /aigen-section -->"
 _START_RE = re.compile(r"<!-- aigen-section ([0-9a-f]{8,64}) -->")
 _END_TEXT = "<!-- /aigen-section -->"
+_MARK_RE = re.compile(f"({_START_RE.pattern}|{re.escape(_END_TEXT)})")
 _ATX_H1 = re.compile(r"^#\s")
 _HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
 
@@ -103,32 +104,29 @@ def wrap_marked(html: str, keys: Sequence[str]) -> str:
     page without divs."""
     if "aigen-section" not in html:
         return html
-    if _START_RE.findall(html) != list(keys):
-        return _unmarked(html)
-    tokens = re.split(f"({_START_RE.pattern}|{re.escape(_END_TEXT)})", html)
-    # re.split with one group inside the pattern: [text, marker, key-or-None, text, ...]
-    out: list[str] = []
-    depth = 0
-    index = 0
-    while index < len(tokens):
-        text = tokens[index]
-        if index % 3 == 0:
-            out.append(text)
-            index += 1
-            continue
+    # [text, marker, key or None (an end), text, marker, key or None, text, ...]
+    tokens = _MARK_RE.split(html)
+    out = [tokens[0]]
+    started = 0
+    open_section = False
+    for index in range(1, len(tokens), 3):
         key = tokens[index + 1]
         if key is not None:
-            if depth:
-                out.append("</div>")
-            depth = 1
-            out.append(f'<div class="aigen-section" data-aigen="{key}">')
-        else:
-            if not depth:
+            if started == len(keys) or key != keys[started]:
                 return _unmarked(html)
-            depth = 0
+            started += 1
+            out.append("</div>" if open_section else "")
+            out.append(f'<div class="aigen-section" data-aigen="{key}">')
+            open_section = True
+        elif open_section:
             out.append("</div>")
-        index += 2
-    return _unmarked(html) if depth else "".join(out)
+            open_section = False
+        else:
+            return _unmarked(html)  # an end with nothing open
+        out.append(tokens[index + 2])
+    if open_section or started != len(keys):
+        return _unmarked(html)
+    return "".join(out)
 
 
 def _unmarked(html: str) -> str:

@@ -188,15 +188,9 @@ def _sources_cell(sources: Sequence[Mapping[str, Any]]) -> str:
     """Each cited source with the start of its hash; a dash for an ungrounded section."""
     if not sources:
         return "–"
-    # The sections of a page mostly cite the same files: one cell, made once.
-    cited = tuple((str(s.get("label", "")), str(s.get("sha256", ""))) for s in sources)
-    return _sources_html(cited)
-
-
-@functools.lru_cache(maxsize=1024)
-def _sources_html(sources: tuple[tuple[str, str], ...]) -> str:
     return "<br>".join(
-        f"{escape(label)} <code>{escape(digest[:8])}</code>" for label, digest in sources
+        f"{escape(str(s.get('label', '')))} <code>{escape(str(s.get('sha256', ''))[:8])}</code>"
+        for s in sources
     )
 
 
