@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from mkdocs_aigen.grounding import Grounding
@@ -28,8 +28,13 @@ STAGES: tuple[Stage, ...] = ("expand", "section", "augment", "polish", "review")
 CACHE_FORMAT = 1
 
 
-@dataclass(frozen=True)
-class ReviewSettings:
+# Immutable records here and in the other modules every build loads (stats, pagecache,
+# report, site, timeline, markdown_model) are NamedTuples, not frozen dataclasses: Python
+# 3.11 compiles each dataclass's generated methods from source when the module loads,
+# about 0.5 ms a class on the development machine against about 0.15 ms for a NamedTuple,
+# and a fully cached rebuild pays that on every build (callgrind: 37 M instructions fewer
+# for the 13 classes in scenario d, 0.8 % of the build).
+class ReviewSettings(NamedTuple):
     """``review:`` as the pipeline needs it."""
 
     criteria: tuple[tuple[str, str], ...]
@@ -38,8 +43,7 @@ class ReviewSettings:
     regenerate: bool = False
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Site-wide generation settings, resolved from the config."""
 
     site_name: str
@@ -66,8 +70,7 @@ class Settings:
     language: str | None = None
 
 
-@dataclass(frozen=True)
-class Fallback:
+class Fallback(NamedTuple):
     """The backend the environment resolved instead of the configured one.
 
     Requests keep the configured identity everywhere; only a request that has to be
@@ -87,8 +90,7 @@ class Fallback:
         return replace(request, model=self.model, temperature=self.temperature, extra=self.extra)
 
 
-@dataclass(frozen=True)
-class PageJob:
+class PageJob(NamedTuple):
     """One page to generate, with what it knows of its neighbours."""
 
     stub: PageStub

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "DEEPEST_LEVEL",
@@ -67,8 +67,7 @@ _CHILD_RE = re.compile(r"[ ]{0,3}(?:\d+\.|[*+-])[ ]+(?P<rest>.*)")
 _NESTED_ITEM_RE = re.compile(r"[ ]{4,7}(?:\d+\.|[*+-])[ ]+")
 
 
-@dataclass(frozen=True)
-class FenceBlock:
+class FenceBlock(NamedTuple):
     """A fenced code block by line index; ``stop`` is ``None`` for one left open at the end."""
 
     start: int
@@ -78,8 +77,7 @@ class FenceBlock:
     info: str
 
 
-@dataclass(frozen=True)
-class Heading:
+class Heading(NamedTuple):
     """A heading: its first line, how many lines it spans (2 for setext), level and text."""
 
     line: int

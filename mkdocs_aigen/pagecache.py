@@ -29,9 +29,8 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mkdocs_aigen import __version__
 from mkdocs_aigen.jobs import (
@@ -53,8 +52,7 @@ _LEGACY_SUFFIX = ".pickle"
 _TEMPORARY = ".tmp"
 
 
-@dataclass(frozen=True)
-class StoredPage:
+class StoredPage(NamedTuple):
     """A finished page and what it was written for."""
 
     #: The title the page's own prompts used (front matter, first heading or file name).

@@ -18,7 +18,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -508,7 +507,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             (path, digest, *stamp) if stamp is not None else (path, digest, size, mtime)
             for (path, digest, size, mtime), (_, stamp) in zip(stored.files, stamps, strict=True)
         )
-        store.put(key, replace(stored, files=files))
+        store.put(key, stored._replace(files=files))
         return True
 
     @staticmethod

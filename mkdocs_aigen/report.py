@@ -7,9 +7,9 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mkdocs_aigen.jobs import PageResult, SectionResult
 from mkdocs_aigen.stats import BuildStats
@@ -27,8 +27,7 @@ ORIGINS = {
 }
 
 
-@dataclass(frozen=True)
-class ReportContext:
+class ReportContext(NamedTuple):
     """What the report needs besides the counters: who answered and what bound the build."""
 
     model: str = ""
@@ -41,7 +40,7 @@ class ReportContext:
     rpm: int | None = None
     tpm: int | None = None
     #: Each page's built URL relative to ``site_dir`` (``guide/`` or ``guide.html``).
-    urls: Mapping[str, str] = field(default_factory=dict)
+    urls: Mapping[str, str] = MappingProxyType({})
     #: The spending cap's account (see :meth:`mkdocs_aigen.budget.Budget.account`), if any.
     budget: Mapping[str, Any] | None = None
 
@@ -131,8 +130,8 @@ def report_data(
         "budget": dict(context.budget) if context.budget is not None else None,
         "pages": dict(sorted(pages.items())),
         "timeline": {
-            "requests": [{k: _rounded(v) for k, v in asdict(a).items()} for a in attempts],
-            "hits": [{k: _rounded(v) for k, v in asdict(h).items()} for h in stats.hits],
+            "requests": [{k: _rounded(v) for k, v in a._asdict().items()} for a in attempts],
+            "hits": [{k: _rounded(v) for k, v in h._asdict().items()} for h in stats.hits],
         },
     }
 

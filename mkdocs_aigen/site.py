@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mkdocs.utils import meta as mkdocs_meta
 
@@ -27,8 +26,7 @@ if TYPE_CHECKING:
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class StubPage:
+class StubPage(NamedTuple):
     """A documentation page that carries an ``aigen`` stub."""
 
     src_path: str
@@ -145,8 +143,7 @@ def page_jobs(
     return jobs
 
 
-@dataclass(frozen=True)
-class SiteScan:
+class SiteScan(NamedTuple):
     """Every stub of a site, found the way a build finds them, without building."""
 
     jobs: list[PageJob]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mkdocs_aigen.jobs import STAGES
 
@@ -30,8 +30,7 @@ class StageStats:
     latency: float = 0.0
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(NamedTuple):
     """One request as the engine sent it: the bar the report's timeline draws.
 
     Times are seconds since the build's start (:attr:`BuildStats.started`), taken by the
@@ -50,8 +49,7 @@ class Attempt:
     tokens: int = 0
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """An answer that needed no request (cache or lock), and when it was found."""
 
     at: float

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from html import escape
+from typing import NamedTuple
 
 from mkdocs_aigen.stats import Attempt, Hit
 
@@ -39,8 +39,7 @@ _AXIS = 56  # room below the rows for tick labels and the marks' names
 Scale = Callable[[float], float]
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """What bounds a build's time besides the requests themselves."""
 
     concurrency: int

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import pickle
 import threading
@@ -34,8 +33,8 @@ def test_every_part_of_the_key_counts() -> None:
     variants = {
         _key("b.md", "text", SETTINGS, "t1"),
         _key("a.md", "text!", SETTINGS, "t1"),
-        _key("a.md", "text", dataclasses.replace(SETTINGS, model="m2"), "t1"),
-        _key("a.md", "text", dataclasses.replace(SETTINGS, site_context="c"), "t1"),
+        _key("a.md", "text", SETTINGS._replace(model="m2"), "t1"),
+        _key("a.md", "text", SETTINGS._replace(site_context="c"), "t1"),
         _key("a.md", "text", SETTINGS, "t2"),
     }
     assert base not in variants
