@@ -17,6 +17,7 @@ than get broken or misattributed markup.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -149,19 +150,27 @@ def generator_tag(html: str, model: str) -> str:
     return f"{html[:end]}{tag}\n{html[end:]}"
 
 
-def notice_variables(result: PageResult, model: str, fallback_model: str) -> dict[str, Any]:
-    """What the notice template may use, from the page's sections."""
+def page_models(result: PageResult, model: str, fallback_model: str) -> list[str]:
+    """The models that wrote the page's generated sections: the configured ``model``, the
+    ``fallback_model``, or both (the configured one for a page without any)."""
     written = [s for s in result.sections if s.text is not None]
     models = []
     if any(not s.fallback for s in written):
         models.append(model)
     if any(s.fallback for s in written):
         models.append(fallback_model)
+    return models or [model]
+
+
+def notice_variables(result: PageResult, model: str, fallback_model: str) -> dict[str, Any]:
+    """What the notice template may use, from the page's sections."""
+    written = [s for s in result.sections if s.text is not None]
+    models = page_models(result, model, fallback_model)
     dates = [s.created for s in written if s.created is not None]
     date = time.strftime("%Y-%m-%d", time.gmtime(max(dates))) if dates else ""
     return {
-        "model": models[0] if models else model,
-        "models": models or [model],
+        "model": models[0],
+        "models": models,
         "date": date,
         "edited": any(s.edited for s in written),
         "sections": len(written),
@@ -218,11 +227,18 @@ def with_notice(
 
 def render_notice(template: str, variables: dict[str, Any]) -> str:
     """The notice's Markdown text from its Jinja2 ``template``."""
+    return _compiled(template).render(**variables).strip()
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(template: str) -> Any:
+    """``template`` compiled once a process: every page of a build renders the same one,
+    and compiling it costs many times what rendering does."""
     from jinja2 import Environment, StrictUndefined
 
     # Markdown, not HTML: nothing to escape; a misspelt variable is an error, not "".
     environment = Environment(undefined=StrictUndefined, autoescape=False)
-    return environment.from_string(template).render(**variables).strip()
+    return environment.from_string(template)
 
 
 def place_notice(markdown: str, notice: str, *, position: str, admonition: str | None) -> str:

@@ -225,7 +225,9 @@ class PageStore:
         if self.directory is None:
             return None
         try:
-            data = (self.directory / f"{key}{_SUFFIX}").read_bytes()
+            # Not pathlib: a cached rebuild reads every page through here.
+            with open(os.path.join(self.directory, key + _SUFFIX), "rb") as file:
+                data = file.read()
         except OSError:
             return None
         try:

@@ -339,14 +339,14 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         result = pending.result if pending is not None else None
         if result is None or not any(s.text is not None for s in result.sections):
             return None
-        from mkdocs_aigen.notice import generator_tag, notice_variables
+        from mkdocs_aigen.notice import generator_tag, page_models
 
         setup = self._setup
         assert setup is not None
         # The models that wrote this page: a fallback's text never poses as the configured
         # model's, not even in a meta tag.
         fallback = setup.fallback.model if setup.fallback is not None else ""
-        models = notice_variables(result, setup.settings.model, fallback)["models"]
+        models = page_models(result, setup.settings.model, fallback)
         return generator_tag(output, ", ".join(models))
 
     def on_post_build(self, *, config: MkDocsConfig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -82,7 +83,10 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     # Compact: a tool reads it (the HTML page beside it is for people), and indenting
     # it was the slowest part of a cached rebuild's report.
-    path.write_text(json.dumps(report, separators=(",", ":")) + "\n", encoding="utf-8")
+    # No cycle check: the report is plain data built right here, and the check costs a
+    # dictionary operation per list and mapping (there is one per section).
+    text = json.dumps(report, separators=(",", ":"), check_circular=False)
+    path.write_text(text + "\n", encoding="utf-8")
     # Loaded here: writing HTML is the report's business only, never a page's.
     from mkdocs_aigen.report_html import render_report
 
@@ -178,8 +182,14 @@ def _words(section: SectionResult) -> int | None:
 
 
 def _iso(timestamp: float) -> str:
-    # time, not datetime: already loaded, and the report is written on every build.
-    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(timestamp))
+    return _iso_second(int(timestamp // 1))  # gmtime floors, int() truncates
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    # time, not datetime: already loaded, and the report is written on every build. Cached:
+    # a page's answers mostly arrived within the same second.
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(second))
 
 
 def _rounded(value: Any) -> Any:

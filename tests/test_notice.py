@@ -267,3 +267,20 @@ def test_the_generator_tag_finds_a_head_written_in_any_case() -> None:
         html = generator_tag(f"<html><head><title>t</title>{end}<body></body></html>", "m")
         assert html.index('<meta name="generator"') < html.index(end) < html.index("<body>")
     assert generator_tag("<p>no head</p>", "m") == "<p>no head</p>"
+
+
+def test_page_models_name_who_wrote_the_page_and_the_template_compiles_once() -> None:
+    from mkdocs_aigen.jobs import PageResult
+    from mkdocs_aigen.notice import _compiled, page_models, render_notice
+
+    ours = _section(("One",), "a" * 64)
+    failed = SectionResult(path=("Two",), level=2, key="b" * 64, target=10, error="boom")
+    assert page_models(PageResult("p.md", [ours, failed]), "gpt-x", "tiny.gguf") == ["gpt-x"]
+    # No generated text at all: the configured model, never an empty list.
+    assert page_models(PageResult("p.md", [failed]), "gpt-x", "") == ["gpt-x"]
+    # Every page of a build renders the same template: it is compiled on the first only.
+    template = "Written by {{ models | join(' and ') }} ({{ page }})."
+    before = _compiled.cache_info().misses
+    texts = [render_notice(template, {"models": ["m"], "page": f"p{i}.md"}) for i in range(3)]
+    assert texts == [f"Written by m (p{i}.md)." for i in range(3)]
+    assert _compiled.cache_info().misses == before + 1

@@ -222,3 +222,15 @@ def test_a_page_read_back_whole_reports_cache_hits_not_requests(
         d["date"] for d in written["section_details"]
     ]
     assert "fresh request" not in html
+
+
+def test_report_dates_are_utc_seconds_as_gmtime_formats_them() -> None:
+    import time
+
+    from mkdocs_aigen.report import _iso
+
+    # Memoised by whole second: a fraction, a negative time and the same second twice
+    # read exactly as ``time.gmtime`` puts them (it floors, where ``int`` truncates).
+    for stamp in (0.0, 0.999, -1.5, 1796367205.775715, 1796367205.1):
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(stamp))
+        assert _iso(stamp) == expected
