@@ -34,6 +34,14 @@ if TYPE_CHECKING:
     from mkdocs_aigen.limits import RateLimiter
 
 
+#: Modules the request path loads on first use (a cached build needs none of them): the
+#: retry policy and tenacity, the spending cap's errors, and the ``idna`` codec, which
+#: the socket module loads to resolve the first host name.
+_NEEDED_TO_SEND = ("mkdocs_aigen.retry", "mkdocs_aigen.budget", "encodings.idna")
+#: Modules the first answer needs: the Markdown sanitiser (its patterns take a few ms).
+_NEEDED_FOR_ANSWERS = ("mkdocs_aigen.sanitize",)
+
+
 @dataclass(frozen=True)
 class Gather:
     """Run these flows concurrently and resume with their results, in order."""
@@ -254,8 +262,10 @@ class Engine:
         # A failure is not lost: every request meets it again in ``_execute`` and reports it.
         with contextlib.suppress(Exception):
             self._get_backend()
-        # tenacity too, once here rather than by all the workers' first requests at once.
-        importlib.import_module("mkdocs_aigen.retry")
+        # What every request needs, loaded once here while the site's requests are still
+        # being queued, rather than by the first request of every worker at once.
+        for module in _NEEDED_TO_SEND:
+            importlib.import_module(module)
         with self._lock:
             if self._closed:
                 return
@@ -265,6 +275,9 @@ class Engine:
                 )
                 worker.start()
                 self._workers.append(worker)
+        # What the first answers need, loaded while the first requests are in flight.
+        for module in _NEEDED_FOR_ANSWERS:
+            importlib.import_module(module)
 
     def _work(self, slot: int) -> None:
         self._slot.number = slot
