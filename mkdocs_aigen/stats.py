@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mkdocs_aigen.jobs import STAGES
@@ -13,21 +12,48 @@ if TYPE_CHECKING:
     from mkdocs_aigen.jobs import PageResult
 
 
-@dataclass
-class StageStats:
-    """Counters of one stage (expand, section, augment, polish, review)."""
+#: A stage's counters, in the order the report lists them. ``cached_tokens``: of
+#: ``prompt_tokens``, those the provider read from its prompt cache.
+COUNTERS = (
+    "requests",
+    "cache_hits",
+    "lock_hits",
+    "retries",
+    "failures",
+    "throttled",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "latency",
+)
 
-    requests: int = 0
-    cache_hits: int = 0
-    lock_hits: int = 0
-    retries: int = 0
-    failures: int = 0
-    throttled: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    #: Of ``prompt_tokens``, those the provider read from its prompt cache.
-    cached_tokens: int = 0
-    latency: float = 0.0
+
+class StageStats:
+    """Counters of one stage (expand, section, augment, polish, review).
+
+    A plain class with slots, not a dataclass: this module loads on every build, cached
+    ones too, and a dataclass compiles its generated methods from source as it loads
+    (see the note in :mod:`mkdocs_aigen.jobs`).
+    """
+
+    __slots__ = COUNTERS
+
+    def __init__(self) -> None:
+        self.requests = self.cache_hits = self.lock_hits = self.retries = 0
+        self.failures = self.throttled = 0
+        self.prompt_tokens = self.completion_tokens = self.cached_tokens = 0
+        self.latency = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        """Every counter by name, in the order of :data:`COUNTERS`."""
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    def copy(self) -> StageStats:
+        """The counters as they are now."""
+        copied = StageStats()
+        for name in COUNTERS:
+            setattr(copied, name, getattr(self, name))
+        return copied
 
 
 class Attempt(NamedTuple):
@@ -57,26 +83,30 @@ class Hit(NamedTuple):
     source: str
 
 
-@dataclass
 class BuildStats:
-    """Everything one build counted. Every method is safe to call from any thread."""
+    """Everything one build counted. Every method is safe to call from any thread.
 
-    stages: dict[str, StageStats] = field(default_factory=lambda: {s: StageStats() for s in STAGES})
-    sections_total: int = 0
-    sections_done: int = 0
-    sections_failed: int = 0
-    sections_from_store: int = 0
-    word_ratios: list[float] = field(default_factory=list)
-    augmented: int = 0
-    started: float = field(default_factory=time.monotonic)
-    finished: float | None = None
-    #: Every request sent, in the order they ended (appends are atomic under the GIL).
-    attempts: list[Attempt] = field(default_factory=list)
-    #: Every lookup answered without a request, for the timeline's row apart.
-    hits: list[Hit] = field(default_factory=list)
-    #: Requests, failures and latency per endpoint, when several are configured.
-    endpoints: dict[str, dict[str, float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    A plain class, not a dataclass, for the reason :class:`StageStats` gives.
+    """
+
+    def __init__(self, *, started: float | None = None) -> None:
+        self.stages: dict[str, StageStats] = {stage: StageStats() for stage in STAGES}
+        self.sections_total = 0
+        self.sections_done = 0
+        self.sections_failed = 0
+        self.sections_from_store = 0
+        self.word_ratios: list[float] = []
+        self.augmented = 0
+        #: When the build began (``time.monotonic()``): the timeline's zero.
+        self.started = time.monotonic() if started is None else started
+        self.finished: float | None = None
+        #: Every request sent, in the order they ended (appends are atomic under the GIL).
+        self.attempts: list[Attempt] = []
+        #: Every lookup answered without a request, for the timeline's row apart.
+        self.hits: list[Hit] = []
+        #: Requests, failures and latency per endpoint, when several are configured.
+        self.endpoints: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
 
     def add(self, stage: str, **counts: float) -> None:
         """Add ``counts`` (field name -> amount) to ``stage``'s counters."""
@@ -171,7 +201,7 @@ class BuildStats:
     def stage_lines(self) -> list[str]:
         """One summary line per stage that did anything, e.g. ``section: 7 requests, ...``."""
         with self._lock:
-            stages = {name: StageStats(**asdict(s)) for name, s in self.stages.items()}
+            stages = {name: s.copy() for name, s in self.stages.items()}
         lines = []
         for name, s in stages.items():
             if not (s.requests or s.cache_hits or s.lock_hits or s.failures):
@@ -200,7 +230,7 @@ class BuildStats:
         """The numbers for the JSON report."""
         with self._lock:
             ratios = list(self.word_ratios)
-            stages = {name: asdict(s) for name, s in self.stages.items()}
+            stages = {name: s.as_dict() for name, s in self.stages.items()}
         return {
             "sections": self.sections_total,
             "sections_done": self.sections_done,
