@@ -203,27 +203,19 @@ def _section_details(src: str, page: Mapping[str, Any]) -> str:
     # (see ``report_data``), so each distinct cell is built once per page. Every list
     # lives as long as ``page``, so no two of them can share an id here.
     cells: dict[int, str] = {}
-    # Origin, model and provider are the same for nearly every section of a page, and
-    # dates repeat by the second: each distinct one is escaped once.
-    escaped: dict[Any, str] = {}
     for section in sections:
         words = section.get("words")
         sources = section.get("sources") or ()
         cell = cells.get(id(sources))
         if cell is None:
             cell = cells[id(sources)] = _sources_cell(sources)
-        who = (section.get("origin", ""), section.get("model", ""), section.get("provider", ""))
-        who_cells = escaped.get(who)
-        if who_cells is None:
-            who_cells = escaped[who] = "".join(f"<td>{escape(str(value))}</td>" for value in who)
-        date = section.get("date") or "–"
-        date_cell = escaped.get(date)
-        if date_cell is None:
-            date_cell = escaped[date] = escape(str(date))
         rows.append(
-            f"<tr><td>{escape(section.get('path', ''))}</td>{who_cells}"
+            f"<tr><td>{escape(section.get('path', ''))}</td>"
+            f"<td>{escape(str(section.get('origin', '')))}</td>"
+            f"<td>{escape(str(section.get('model', '')))}</td>"
+            f"<td>{escape(str(section.get('provider', '')))}</td>"
             f"<td>{'–' if words is None else words} / {section.get('target', 0)}</td>"
-            f"<td>{date_cell}</td>"
+            f"<td>{escape(str(section.get('date') or '–'))}</td>"
             f"<td><code>{escape(str(section.get('hash', ''))[:12])}</code></td>"
             f"<td>{cell}</td></tr>"
         )
