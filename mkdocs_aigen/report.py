@@ -7,7 +7,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -83,17 +83,40 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     # Compact: a tool reads it (the HTML page beside it is for people), and indenting
     # it was the slowest part of a cached rebuild's report.
-    # No cycle check: the report is plain data built right here, and the check costs a
-    # dictionary operation per list and mapping (there is one per section).
-    text = json.dumps(report, separators=(",", ":"), check_circular=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    # Both files are written in parts of about a page each, never as one string: on a
+    # large site each is a few hundred kB that would be allocated fresh (and faulted in
+    # page by page), then copied again to be encoded, on every build.
+    with open(path, "w", encoding="utf-8") as out:
+        out.writelines(json_parts(report))
+        out.write("\n")
     # Loaded here: writing HTML is the report's business only, never a page's.
-    from mkdocs_aigen.report_html import render_report
+    from mkdocs_aigen.report_html import report_parts
 
     html_path = path.with_suffix(".html")
     root = site_dir or path.parent
     links = {src: _link(html_path.parent, root, url) for src, url in context.urls.items()}
-    html_path.write_text(render_report(report, links), encoding="utf-8")
+    with open(html_path, "w", encoding="utf-8") as out:
+        out.writelines(report_parts(report, links))
+
+
+def json_parts(report: Mapping[str, Any]) -> Iterator[str]:
+    """``report`` as the compact JSON text ``json.dumps`` writes, in parts: one per page
+    under ``pages`` (where a site's size is), one per other top-level entry."""
+    for index, (key, value) in enumerate(report.items()):
+        yield ("{" if index == 0 else ",") + _json(key) + ":"
+        if key == "pages" and isinstance(value, Mapping) and value:
+            for number, (src, page) in enumerate(value.items()):
+                yield ("{" if number == 0 else ",") + _json(src) + ":" + _json(page)
+            yield "}"
+        else:
+            yield _json(value)
+    yield "}" if report else "{}"
+
+
+def _json(value: Any) -> str:
+    # No cycle check: the report is plain data built right here, and the check costs a
+    # dictionary operation per list and mapping (there is one per section).
+    return json.dumps(value, separators=(",", ":"), check_circular=False)
 
 
 def report_data(

@@ -50,6 +50,13 @@ details { margin: .3em 0; }
 def render_report(report: Mapping[str, Any], links: Mapping[str, str]) -> str:
     """The HTML page of ``report`` (what :func:`mkdocs_aigen.report.report_data` made);
     ``links``: each page's built URL as seen from the report page."""
+    return "".join(report_parts(report, links))
+
+
+def report_parts(report: Mapping[str, Any], links: Mapping[str, str]) -> list[str]:
+    """:func:`render_report`'s page in parts of about a page's rows each, to be written one
+    after the other: a large site's page whole is a few hundred kB, allocated fresh and
+    then copied again to be encoded."""
     timeline = report.get("timeline", {})
     attempts = [Attempt(**a) for a in timeline.get("requests", [])]
     hits = [Hit(**h) for h in timeline.get("hits", [])]
@@ -77,10 +84,12 @@ def render_report(report: Mapping[str, Any], links: Mapping[str, str]) -> str:
         _legend(),
         timeline_svg(attempts, hits, wall, limits),
         "<h2>Pages</h2>",
-        _pages(report.get("pages", {}), links),
-        "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
+    return [
+        *(part + "\n" for part in parts),
+        *_pages(report.get("pages", {}), links),
+        "\n</body></html>\n",
+    ]
 
 
 def _summary(
@@ -152,7 +161,7 @@ def _legend() -> str:
     )
 
 
-def _pages(pages: Mapping[str, Mapping[str, Any]], links: Mapping[str, str]) -> str:
+def _pages(pages: Mapping[str, Mapping[str, Any]], links: Mapping[str, str]) -> list[str]:
     head = (
         "<tr><th>page</th><th>sections</th><th>words / target</th><th>review</th>"
         "<th>failed</th><th>augmented</th><th>generated</th><th>cache</th><th>lock</th>"
@@ -180,8 +189,8 @@ def _pages(pages: Mapping[str, Mapping[str, Any]], links: Mapping[str, str]) -> 
             f"<td>{page.get('cache_hits', 0)}</td><td>{page.get('lock_hits', 0)}</td>"
             f"<td>{'<br>'.join(escape(str(s)) for s in page.get('sources', [])) or '–'}</td></tr>"
         )
-    details = "".join(_section_details(src, page) for src, page in pages.items())
-    return f'<table class="pages">{head}{"".join(rows)}</table>{details}'
+    details = [_section_details(src, page) for src, page in pages.items()]
+    return [f'<table class="pages">{head}', *rows, "</table>", *details]
 
 
 def _sources_cell(sources: Sequence[Mapping[str, Any]]) -> str:

@@ -9,6 +9,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from mkdocs_aigen.stats import Attempt
 from mkdocs_aigen.timeline import Limits, ideal_makespan, lower_bound
 from tests.conftest import Site
@@ -234,3 +237,53 @@ def test_report_dates_are_utc_seconds_as_gmtime_formats_them() -> None:
     for stamp in (0.0, 0.999, -1.5, 1796367205.775715, 1796367205.1):
         expected = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(stamp))
         assert _iso(stamp) == expected
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    report=st.dictionaries(st.text(max_size=8), _JSON, max_size=4),
+    pages=st.none() | st.dictionaries(st.text(max_size=12), _JSON, max_size=5),
+)
+def test_the_json_report_written_in_parts_is_what_json_dumps_writes(
+    report: dict[str, Any], pages: dict[str, Any] | None
+) -> None:
+    from mkdocs_aigen.report import json_parts
+
+    if pages is not None:
+        report["pages"] = pages
+    assert "".join(json_parts(report)) == json.dumps(report, separators=(",", ":"))
+
+
+def test_both_report_files_hold_exactly_the_report(tmp_path: Path) -> None:
+    from mkdocs_aigen.jobs import PageResult, SectionResult
+    from mkdocs_aigen.report import ReportContext, report_data, write_report
+    from mkdocs_aigen.report_html import render_report
+    from mkdocs_aigen.stats import BuildStats
+
+    stats = BuildStats(started=10.0)
+    stats.finished = 12.5  # a fixed wall time, so two calls make the same report
+    results = [
+        PageResult(
+            f"page{n}.md",
+            [SectionResult(path=(f"S{n}",), level=2, key="k" * 64, target=5, text="<b>x</b>")],
+        )
+        for n in range(3)
+    ]
+    context = ReportContext(model="m", urls={f"page{n}.md": f"page{n}/" for n in range(3)})
+    write_report(tmp_path / "aigen-report.json", stats, results, context, tmp_path)
+    data = report_data(stats, results, context)
+    written = (tmp_path / "aigen-report.json").read_text(encoding="utf-8")
+    assert written == json.dumps(data, separators=(",", ":")) + "\n"
+    links = {f"page{n}.md": f"page{n}/index.html" for n in range(3)}
+    assert (tmp_path / "aigen-report.html").read_text(encoding="utf-8") == render_report(
+        data, links
+    )
