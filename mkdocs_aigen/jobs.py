@@ -32,8 +32,8 @@ CACHE_FORMAT = 1
 # report, site, timeline, markdown_model) are NamedTuples, not frozen dataclasses: Python
 # 3.11 compiles each dataclass's generated methods from source when the module loads,
 # about 0.5 ms a class on the development machine against about 0.15 ms for a NamedTuple,
-# and a fully cached rebuild pays that on every build (callgrind: 37 M instructions fewer
-# for the 13 classes in scenario d, 0.8 % of the build).
+# and a fully cached rebuild pays that on every build (callgrind, one build each: about
+# 37 M instructions fewer for the 13 classes in scenario d, 0.8 % of the build).
 class ReviewSettings(NamedTuple):
     """``review:`` as the pipeline needs it."""
 
