@@ -9,10 +9,9 @@ HTML from each one to the next into ``<div class="aigen-section" data-aigen="HAS
 A closing comment stands only where generated text ends without another section starting
 (before a failed section's placeholder, at the end of the block): Python-Markdown parses
 each comment as a block of its own and puts it back afterwards, so one per section, not a
-pair. The
-comments are siblings at the top level of the page, so the divs nest correctly; a page
-whose comments are not the ones its sections call for keeps its HTML without divs rather
-than get broken or misattributed markup.
+pair. The comments are siblings at the top level of the page, so the divs nest correctly;
+a page whose comments are not the ones its sections call for keeps its HTML without divs
+rather than get broken or misattributed markup.
 """
 
 from __future__ import annotations
@@ -153,7 +152,10 @@ def generator_tag(html: str, model: str) -> str:
 def page_models(result: PageResult, model: str, fallback_model: str) -> list[str]:
     """The models that wrote the page's generated sections: the configured ``model``, the
     ``fallback_model``, or both (the configured one for a page without any)."""
-    written = [s for s in result.sections if s.text is not None]
+    return _models([s for s in result.sections if s.text is not None], model, fallback_model)
+
+
+def _models(written: list[SectionResult], model: str, fallback_model: str) -> list[str]:
     models = []
     if any(not s.fallback for s in written):
         models.append(model)
@@ -165,7 +167,7 @@ def page_models(result: PageResult, model: str, fallback_model: str) -> list[str
 def notice_variables(result: PageResult, model: str, fallback_model: str) -> dict[str, Any]:
     """What the notice template may use, from the page's sections."""
     written = [s for s in result.sections if s.text is not None]
-    models = page_models(result, model, fallback_model)
+    models = _models(written, model, fallback_model)
     dates = [s.created for s in written if s.created is not None]
     date = time.strftime("%Y-%m-%d", time.gmtime(max(dates))) if dates else ""
     return {

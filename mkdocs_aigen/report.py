@@ -81,11 +81,11 @@ def write_report(
     context = context or ReportContext()
     report = report_data(stats, results, context)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Compact: a tool reads it (the HTML page beside it is for people), and indenting
-    # it was the slowest part of a cached rebuild's report.
-    # Both files are written in parts of about a page each, never as one string: on a
-    # large site each is a few hundred kB that would be allocated fresh (and faulted in
-    # page by page), then copied again to be encoded, on every build.
+    # Compact JSON: a tool reads it (the HTML page beside it is for people), and indenting
+    # it was the slowest part of a cached rebuild's report. Both files are written in parts
+    # of about a page each, never as one string: on a large site each is a few hundred kB
+    # that would be allocated fresh (and faulted in page by page), then copied again to be
+    # encoded, on every build.
     with open(path, "w", encoding="utf-8") as out:
         out.writelines(json_parts(report))
         out.write("\n")
