@@ -124,7 +124,11 @@ def faulty() -> Iterator[FakeOpenAI]:
 def test_thousand_sections_survive_every_kind_of_fault(site: Site, faulty: FakeOpenAI) -> None:
     server = faulty
     server.configure(fail_rate=0.10, drop_rate=0.02, slow_rate=0.01, slow_seconds=2.0)
-    max_retries = 8
+    # Each attempt of a section may meet a 500 (one in ten), a drop, a timeout, a storm's
+    # 429 or the outage. With 8 retries a CI run once lost a section whose nine attempts
+    # all met one of them: the budget, not the plugin, decided that run. The assertions
+    # below still hold every section to this budget.
+    max_retries = 10
     site.plugin.update(
         base_url=server.base_url, concurrency=32, timeout=0.5, max_retries=max_retries
     )
