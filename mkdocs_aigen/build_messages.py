@@ -25,6 +25,9 @@ class PendingPage:
         self.done = threading.Event()
         self.result: PageResult | None = None
         self.error: BaseException | None = None
+        #: The result's block with its sections marked, when known before the page is
+        #: rendered (a page read back from the store).
+        self.marked: str | None = None
 
     def finish(self, result: Any, error: BaseException | None) -> None:
         self.result, self.error = result, error

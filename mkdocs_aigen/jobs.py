@@ -199,31 +199,72 @@ class DataError(ValueError):
     """Stored data that is not the shape this version writes."""
 
 
+#: The fields of a stored section, in the order its record lists them.
+SECTION_RECORD = (
+    "path",
+    "level",
+    "key",
+    "target",
+    "text",  # or [start, end]: its span of the page's block
+    "error",
+    "source",
+    "augmented",
+    "lock_key",  # null: the same as ``key``
+    "lock_inputs",
+    "ratio",
+    "fallback",
+    "answer_key",
+    "created",
+    "edited",
+    "cited",  # null, or the index of its sources among the page's ``cited`` lists
+)
+
+
 def page_result_to_data(result: PageResult) -> dict[str, Any]:
-    """``result`` as JSON-ready data (see :func:`page_result_from_data`)."""
+    """``result`` as JSON-ready data (see :func:`page_result_from_data`).
+
+    Compact, because every cached rebuild decodes every page. Each section is a list of
+    its fields in :data:`SECTION_RECORD`'s order, not a mapping (no names to scan and no
+    dictionary to build per section; a later version appends fields, which this one
+    ignores). A text that stands verbatim in the page's block (assembly copies most
+    sections unchanged) is stored as its span there, a ``lock_key`` only when it differs
+    from the ``key``, and sources as an index into the page's ``cited`` lists (sections
+    mostly cite the same files).
+    """
+    block = result.block
+    cited: dict[tuple[tuple[str, str], ...], int] = {}
+    sections = []
+    searched_from = 0
+    for s in result.sections:
+        text: str | list[int] | None = s.text
+        start = block.find(s.text, searched_from) if s.text else -1
+        if start >= 0:
+            searched_from = start + len(s.text or "")
+            text = [start, searched_from]
+        sections.append(
+            [
+                list(s.path),
+                s.level,
+                s.key,
+                s.target,
+                text,
+                s.error,
+                s.source,
+                s.augmented,
+                None if s.lock_key == s.key else s.lock_key,
+                s.lock_inputs,
+                s.ratio,
+                s.fallback,
+                s.answer_key,
+                s.created,
+                s.edited,
+                cited.setdefault(s.sources, len(cited)) if s.sources else None,
+            ]
+        )
     return {
         "src_path": result.src_path,
-        "sections": [
-            {
-                "path": list(s.path),
-                "level": s.level,
-                "key": s.key,
-                "target": s.target,
-                "text": s.text,
-                "error": s.error,
-                "source": s.source,
-                "augmented": s.augmented,
-                "lock_key": s.lock_key,
-                "lock_inputs": s.lock_inputs,
-                "ratio": s.ratio,
-                "fallback": s.fallback,
-                "answer_key": s.answer_key,
-                "created": s.created,
-                "edited": s.edited,
-                "sources": [list(pair) for pair in s.sources],
-            }
-            for s in result.sections
-        ],
+        "cited": [[list(pair) for pair in sources] for sources in cited],
+        "sections": sections,
         "expansions": [
             {
                 "path": list(e.path),
@@ -234,7 +275,7 @@ def page_result_to_data(result: PageResult) -> dict[str, Any]:
             }
             for e in result.expansions
         ],
-        "block": result.block,
+        "block": block,
         "polish_key": result.polish_key,
         "polish_inputs": result.polish_inputs,
         "polished": result.polished,
@@ -259,14 +300,15 @@ def page_result_from_data(data: Any) -> PageResult:
             for name, value in _mapping(scores, "scores").items()
         }
     asked = _mapping(record.get("asked", {}), "asked")
-    same_pairs = _SamePairs()
+    block = _typed(record.get("block", ""), str, "block")
+    cited = tuple(_pairs(item, "cited") for item in _list(record.get("cited", []), "cited"))
     return PageResult(
         src_path=_typed(record.get("src_path"), str, "src_path"),
         sections=[
-            _section(item, same_pairs) for item in _list(record.get("sections", []), "sections")
+            _section(item, block, cited) for item in _list(record.get("sections", []), "sections")
         ],
         expansions=[_expansion(item) for item in _list(record.get("expansions", []), "expansions")],
-        block=_typed(record.get("block", ""), str, "block"),
+        block=block,
         polish_key=_optional(record.get("polish_key"), str, "polish_key"),
         polish_inputs=_typed(record.get("polish_inputs", ""), str, "polish_inputs"),
         polished=_optional(record.get("polished"), str, "polished"),
@@ -280,90 +322,121 @@ def page_result_from_data(data: Any) -> PageResult:
     )
 
 
-class _SamePairs:
-    """The sections of a page mostly cite the same files: a list equal to the previous
-    section's is not checked and copied again, and the sections share one tuple."""
-
-    def __init__(self) -> None:
-        self._raw: Any = None
-        self._pairs: tuple[tuple[str, str], ...] = ()
-
-    def __call__(self, value: Any) -> tuple[tuple[str, str], ...]:
-        if value != self._raw:
-            self._pairs = _pairs(value, "sections.sources")
-            self._raw = value
-        return self._pairs
-
-
-def _section(data: Any, same_pairs: _SamePairs) -> SectionResult:
+def _section(
+    data: Any, block: str, cited: tuple[tuple[tuple[str, str], ...], ...]
+) -> SectionResult:
     """A stored section. Every cached rebuild reads every section back, so the usual,
     well-formed record is checked in one expression; anything else goes the long way,
     which names the field that is wrong."""
-    if type(data) is dict:
-        get = data.get
-        path, text, error, ratio = get("path"), get("text"), get("error"), get("ratio")
-        answer_key, created, edited = get("answer_key"), get("created"), get("edited")
-        sources = get("sources", [])
+    if type(data) is list and len(data) >= _FIELDS:
+        (
+            path,
+            level,
+            key,
+            target,
+            text,
+            error,
+            source,
+            augmented,
+            lock_key,
+            lock_inputs,
+            ratio,
+            fallback,
+            answer_key,
+            created,
+            edited,
+            index,
+        ) = data[:_FIELDS]
+        if type(text) is list:
+            text = _span(text, block)
+            if text is None:
+                return _section_checked(data, block, cited)  # which names the bad span
         if (
             type(path) is list
             and all(type(title) is str for title in path)
-            and type(get("level")) is int
-            and type(get("key")) is str
-            and type(get("target")) is int
+            and type(level) is int
+            and type(key) is str
+            and type(target) is int
             and (text is None or type(text) is str)
             and (error is None or type(error) is str)
-            and type(get("source", "")) is str
-            and type(get("augmented", False)) is bool
-            and type(get("lock_key", "")) is str
-            and type(get("lock_inputs", "")) is str
+            and type(source) is str
+            and type(augmented) is bool
+            and (lock_key is None or type(lock_key) is str)
+            and type(lock_inputs) is str
             and (ratio is None or type(ratio) in (int, float))
-            and type(get("fallback", False)) is bool
+            and type(fallback) is bool
             and (answer_key is None or type(answer_key) is str)
             and (created is None or type(created) in (int, float))
             and (edited is None or type(edited) is bool)
-            and type(sources) is list
+            and (index is None or (type(index) is int and 0 <= index < len(cited)))
         ):
-            return SectionResult(
-                path=tuple(path),
-                level=data["level"],
-                key=data["key"],
-                target=data["target"],
-                text=text,
-                error=error,
-                source=get("source", ""),
-                augmented=get("augmented", False),
-                lock_key=get("lock_key", ""),
-                lock_inputs=get("lock_inputs", ""),
-                ratio=None if ratio is None else float(ratio),
-                fallback=get("fallback", False),
-                answer_key=answer_key,
-                created=None if created is None else float(created),
-                edited=edited,
-                sources=same_pairs(sources) if sources else (),
+            return SectionResult(  # positional, in the class's field order: the fastest call
+                tuple(path),
+                level,
+                key,
+                target,
+                text,
+                error,
+                source,
+                augmented,
+                key if lock_key is None else lock_key,
+                lock_inputs,
+                None if ratio is None else float(ratio),
+                fallback,
+                answer_key,
+                None if created is None else float(created),
+                edited,
+                () if index is None else cited[index],
             )
-    return _section_checked(data)
+    return _section_checked(data, block, cited)
 
 
-def _section_checked(data: Any) -> SectionResult:
-    record = _mapping(data, "sections")
-    ratio = record.get("ratio")
+_FIELDS = len(SECTION_RECORD)
+
+
+def _span(value: list[Any], block: str) -> str | None:
+    """The text a ``[start, end]`` span of ``block`` holds; ``None`` for anything else
+    (which the caller then refuses, naming the field)."""
+    if len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        start, end = value
+        if 0 <= start <= end <= len(block):
+            return block[start:end]
+    return None
+
+
+def _section_checked(
+    data: Any, block: str, cited: tuple[tuple[tuple[str, str], ...], ...]
+) -> SectionResult:
+    if not (isinstance(data, list) and len(data) >= _FIELDS):
+        raise DataError(f"sections: expected a list of {_FIELDS} fields")
+    record = dict(zip(SECTION_RECORD, data, strict=False))
+    text = record["text"]
+    if isinstance(text, list):
+        text = _span(text, block)
+        if text is None:
+            raise DataError("sections.text: expected text, or [start, end] within the block")
+    key = _typed(record["key"], str, "sections.key")
+    index = record["cited"]
+    if index is not None and not (type(index) is int and 0 <= index < len(cited)):
+        raise DataError("sections.cited: expected the index of one of the page's cited lists")
+    ratio, lock_key = record["ratio"], record["lock_key"]
     return SectionResult(
-        path=_strings(record.get("path"), "sections.path"),
-        level=_typed(record.get("level"), int, "sections.level"),
-        key=_typed(record.get("key"), str, "sections.key"),
-        target=_typed(record.get("target"), int, "sections.target"),
-        text=_optional(record.get("text"), str, "sections.text"),
-        error=_optional(record.get("error"), str, "sections.error"),
-        source=_typed(record.get("source", ""), str, "sections.source"),
-        augmented=_typed(record.get("augmented", False), bool, "sections.augmented"),
-        lock_key=_typed(record.get("lock_key", ""), str, "sections.lock_key"),
-        lock_inputs=_typed(record.get("lock_inputs", ""), str, "sections.lock_inputs"),
+        path=_strings(record["path"], "sections.path"),
+        level=_typed(record["level"], int, "sections.level"),
+        key=key,
+        target=_typed(record["target"], int, "sections.target"),
+        text=_optional(text, str, "sections.text"),
+        error=_optional(record["error"], str, "sections.error"),
+        source=_typed(record["source"], str, "sections.source"),
+        augmented=_typed(record["augmented"], bool, "sections.augmented"),
+        lock_key=key if lock_key is None else _typed(lock_key, str, "sections.lock_key"),
+        lock_inputs=_typed(record["lock_inputs"], str, "sections.lock_inputs"),
         ratio=None if ratio is None else float(_number(ratio, "sections.ratio")),
-        fallback=_typed(record.get("fallback", False), bool, "sections.fallback"),
-        answer_key=_optional(record.get("answer_key"), str, "sections.answer_key"),
-        created=_optional_number(record.get("created"), "sections.created"),
-        edited=_optional(record.get("edited"), bool, "sections.edited"),
-        sources=_pairs(record.get("sources", []), "sections.sources"),
+        fallback=_typed(record["fallback"], bool, "sections.fallback"),
+        answer_key=_optional(record["answer_key"], str, "sections.answer_key"),
+        created=_optional_number(record["created"], "sections.created"),
+        edited=_optional(record["edited"], bool, "sections.edited"),
+        sources=() if index is None else cited[index],
     )
 
 

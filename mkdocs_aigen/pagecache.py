@@ -13,10 +13,15 @@ A finished page is stored whole under a hash of everything but the last two, all
 in ``on_files`` before any YAML is parsed, together with the neighbours it was written
 for, which ``on_nav`` compares. A rebuild with nothing changed then parses no stub,
 renders no prompt, hashes no request and cleans no answer, and does not even open the
-answers' database: one ``pages/<key>.json`` per page instead.
+answers' database: one ``pages/<key>.page`` per page instead.
 
-Pages are JSON, never pickles: cache directories are restored from shared stores in CI,
-and reading a planted file must not run code. A file that is not a page is a miss.
+Pages are one line of JSON followed by the page's block as it stands and as the page
+shows it (with its sections marked), never pickles:
+cache directories are restored from shared stores in CI, and reading a planted file must
+not run code. A file that is not a page is a miss. The block is outside the JSON because
+every cached rebuild reads every page, and decoding kilobytes of Markdown through JSON's
+escapes (a ``\n`` a line) costs more than the rest of the page; the sections' texts are
+spans of it (see :func:`mkdocs_aigen.jobs.page_result_to_data`).
 
 The answers stay in the cache under their own keys, so ``plan``, ``lock`` and a page
 whose text changed still find them one by one.
@@ -42,12 +47,14 @@ from mkdocs_aigen.jobs import (
     page_result_to_data,
 )
 
-#: Bump when anything that shapes a stored page changes: PageResult, StoredPage, or how
-#: sections are assembled and cleaned after they leave the answers' cache.
-PAGE_FORMAT = 6  # 6: pages record the source files they were written from
-_SUFFIX = ".json"
-#: Pages earlier versions pickled: never read, only removed with the leftovers.
-_LEGACY_SUFFIX = ".pickle"
+#: Bump when anything that shapes a stored page changes: PageResult, StoredPage, how
+#: sections are assembled and cleaned after they leave the answers' cache, or how they are
+#: marked (:func:`mkdocs_aigen.notice.mark_sections`).
+PAGE_FORMAT = 7  # 7: the block after the JSON line, texts as spans of it
+_SUFFIX = ".page"
+#: Pages earlier versions wrote (pickles, then JSON): never read, only removed with the
+#: leftovers.
+_LEGACY_SUFFIXES = (".pickle", ".json")
 #: What an interrupted ``put`` can leave behind.
 _TEMPORARY = ".tmp"
 
@@ -68,6 +75,10 @@ class StoredPage(NamedTuple):
     #: what each glob of its sources matched: used only while all of them are unchanged.
     files: tuple[tuple[str, str, int, int], ...] = ()
     globs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Its block with the comments that mark each generated section
+    #: (:func:`mkdocs_aigen.notice.mark_sections`), as ``on_page_markdown`` inserts it:
+    #: kept, so a cached rebuild does not look for every page's headings again.
+    marked: str = ""
 
 
 def page_to_data(page: StoredPage) -> dict[str, Any]:
@@ -80,6 +91,7 @@ def page_to_data(page: StoredPage) -> dict[str, Any]:
         "site": page.site,
         "files": [list(pair) for pair in page.files],
         "globs": [[pattern, list(found)] for pattern, found in page.globs],
+        "marked": page.marked,
     }
 
 
@@ -98,9 +110,9 @@ def page_from_data(data: Any) -> StoredPage:
         raise DataError("neighbours: expected two titles or nulls")
     if not isinstance(sections, int) or isinstance(sections, bool):
         raise DataError("sections: expected int")
-    site = data.get("site", "")
-    if not isinstance(site, str):
-        raise DataError("site: expected str")
+    site, marked = data.get("site", ""), data.get("marked", "")
+    if not isinstance(site, str) or not isinstance(marked, str):
+        raise DataError("site, marked: expected str")
     result = page_result_from_data(data.get("result"))
     files = data.get("files", [])
     globs = data.get("globs", [])
@@ -114,6 +126,7 @@ def page_from_data(data: Any) -> StoredPage:
         site,
         tuple((path, digest, size, mtime) for path, digest, size, mtime in files),
         tuple((pattern, tuple(str(m) for m in found)) for pattern, found in globs),
+        marked,
     )
 
 
@@ -212,7 +225,7 @@ def worth_keeping(result: PageResult) -> bool:
 
 
 class PageStore:
-    """One JSON file per page in ``<cache dir>/pages``, written atomically (a temporary file
+    """One file per page in ``<cache dir>/pages``, written atomically (a temporary file
     renamed into place), so concurrent builds and an interrupted one never leave half a
     page. Any trouble reading counts as a miss: the page is then assembled again from
     the answers' cache."""
@@ -230,8 +243,17 @@ class PageStore:
                 data = file.read()
         except OSError:
             return None
+        header, newline, texts = data.partition(b"\n")
         try:
-            return page_from_data(json.loads(data))
+            record = json.loads(header)
+            if not newline or type(record) is not dict or type(record.get("result")) is not dict:
+                return None
+            cut = record.pop("block_bytes", None)
+            if type(cut) is not int or not 0 <= cut <= len(texts):
+                return None
+            record["result"]["block"] = texts[:cut].decode("utf-8")
+            record["marked"] = texts[cut:].decode("utf-8")
+            return page_from_data(record)
         except (ValueError, RecursionError):  # a truncated file, another shape, not JSON
             return None
 
@@ -245,11 +267,16 @@ class PageStore:
         except OSError:
             return
         try:
+            data = page_to_data(page)
+            block = data["result"].pop("block").encode("utf-8")
+            marked = data.pop("marked").encode("utf-8")
+            data["block_bytes"] = len(block)
             # ASCII with escapes: the file is for this store, not for people, and
-            # ``json.loads`` reads pure-ASCII strings about a third faster.
-            data = json.dumps(page_to_data(page), separators=(",", ":"))
-            with os.fdopen(handle, "w", encoding="ascii") as file:
-                file.write(data)
+            # ``json.loads`` reads pure-ASCII strings about a third faster. JSON escapes
+            # every newline, so the first one in the file ends the header.
+            header = json.dumps(data, separators=(",", ":"))
+            with os.fdopen(handle, "wb") as file:
+                file.write(header.encode("ascii") + b"\n" + block + marked)
             os.replace(temporary, self.directory / f"{key}{_SUFFIX}")
         except Exception:  # a full disk, or a value JSON cannot hold: the page is just not kept
             Path(temporary).unlink(missing_ok=True)
@@ -275,9 +302,9 @@ class PageStore:
 
     def remove_leftovers(self) -> None:
         """Delete temporary files that a build killed in the middle of ``put`` left, and
-        pages pickled by earlier versions (never read: see the module's docstring)."""
+        pages in earlier versions' formats (never read: see the module's docstring)."""
         if self.directory is not None and self.directory.is_dir():
-            for suffix in (_TEMPORARY, _LEGACY_SUFFIX):
+            for suffix in (_TEMPORARY, *_LEGACY_SUFFIXES):
                 for path in self.directory.glob(f"*{suffix}"):
                     path.unlink(missing_ok=True)
 

@@ -234,6 +234,7 @@ class AigenPlugin(BasePlugin[AigenConfig]):
             self._stats.sections_total += stored.sections
             result = served_from_store(stored)
             self._stats.replay(result)
+            pending.marked = stored.marked
             pending.finish(result, None)
         jobs = page_jobs(self._stub_pages.values(), neighbours)
         self._stats.sections_total += sum(setup.count_sections(job.stub) for job in jobs)
@@ -303,10 +304,12 @@ class AigenPlugin(BasePlugin[AigenConfig]):
         assert result is not None
         self._urls[page.file.src_uri] = page.url
         self._report_page(result)
-        from mkdocs_aigen.notice import mark_sections
-
         # Comments that on_page_content turns into ``data-aigen`` wrappers.
-        block = mark_sections(result.block, result.sections)
+        block = pending.marked
+        if block is None:
+            from mkdocs_aigen.notice import mark_sections
+
+            block = mark_sections(result.block, result.sections)
         macros = self._macros
         if macros is not None:
             from mkdocs_aigen.jinja_guard import macros_delimiters, macros_will_render, shielded
@@ -540,10 +543,14 @@ class AigenPlugin(BasePlugin[AigenConfig]):
                     grounding = job.grounding
                     files = grounding.files if grounding is not None else ()
                     globs = grounding.globs if grounding is not None else ()
+                    from mkdocs_aigen.notice import mark_sections
+
+                    marked = mark_sections(result.block, result.sections)
                     page = StoredPage(
-                        job.title, neighbours, sections, result, setup.site, files, globs
+                        job.title, neighbours, sections, result, setup.site, files, globs, marked
                     )
                     store.put(key, page)
+                    pending.marked = marked  # on_page_markdown needs it too
             finally:
                 pending.finish(result, error)
 

@@ -168,8 +168,8 @@ def test_editing_a_source_regenerates_exactly_the_sections_that_cite_it(
     store = grounded.root / ".cache" / "plugin" / "aigen" / "pages"
     stamps = [
         entry[3]
-        for page in store.glob("*.json")
-        for entry in json.loads(page.read_text(encoding="utf-8")).get("files", [])
+        for page in store.glob("*.page")  # one line of JSON, then the block
+        for entry in json.loads(page.read_bytes().partition(b"\n")[0]).get("files", [])
         if entry[0] == "src/lumen/cli.py"
     ]
     assert stamps == [touched]

@@ -439,7 +439,7 @@ aigen:
 
 def _stored_pages(site: Site) -> dict[str, bytes]:
     folder = site.root / ".cache" / "plugin" / "aigen" / "pages"
-    return {path.name: path.read_bytes() for path in sorted(folder.glob("*.json"))}
+    return {path.name: path.read_bytes() for path in sorted(folder.glob("*.page"))}
 
 
 def test_pages_are_stored_whole_and_served_without_requests(site: Site, server: FakeOpenAI) -> None:
@@ -490,7 +490,7 @@ def test_a_damaged_page_file_is_only_a_miss(site: Site, server: FakeOpenAI) -> N
     site.build()
     first = site.html("guide.md")
     folder = site.root / ".cache" / "plugin" / "aigen" / "pages"
-    (page_file,) = folder.glob("*.json")
+    (page_file,) = folder.glob("*.page")
     page_file.write_bytes(page_file.read_bytes()[:40])
     site.build()
     assert len(server.log) == GUIDE_SECTIONS  # assembled again from the answers

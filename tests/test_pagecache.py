@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from mkdocs_aigen.jobs import DataError, Expansion, PageResult, SectionResult, Settings
+from mkdocs_aigen.jobs import (
+    SECTION_RECORD,
+    DataError,
+    Expansion,
+    PageResult,
+    SectionResult,
+    Settings,
+)
 from mkdocs_aigen.pagecache import (
     PageStore,
     StoredPage,
@@ -22,6 +29,11 @@ from mkdocs_aigen.pagecache import (
 )
 
 SETTINGS = Settings(site_name="Site", model="m")
+
+
+def _at(field: str) -> int:
+    """Where a stored section's record holds ``field``."""
+    return SECTION_RECORD.index(field)
 
 
 def _key(src_path: str, text: str, settings: Settings, templates: str) -> str:
@@ -115,6 +127,7 @@ def _full_page() -> StoredPage:
         sections=3,
         result=result,
         site="/sites/docs/mkdocs.yml",
+        marked="<!-- aigen-section kkkk -->\n\n## A\n\nText.\n\u00e9",
     )
 
 
@@ -124,14 +137,14 @@ def test_every_field_of_a_page_round_trips_through_json(tmp_path: Path) -> None:
     store = PageStore(tmp_path)
     store.put("k1", page)
     assert store.get("k1") == page
-    assert (tmp_path / "pages" / "k1.json").is_file()
+    assert (tmp_path / "pages" / "k1.page").is_file()
 
 
 def test_fields_a_later_version_adds_are_ignored() -> None:
     data = page_to_data(_full_page())
     data["written_by"] = "a later version"
     data["result"]["site"] = "x"
-    data["result"]["sections"][0]["new"] = [1, 2]
+    data["result"]["sections"][0].append([1, 2])
     assert page_from_data(data) == _full_page()
 
 
@@ -142,8 +155,11 @@ def test_fields_a_later_version_adds_are_ignored() -> None:
         lambda d: d.update(neighbours=["only one"]),
         lambda d: d.update(sections=True),
         lambda d: d["result"].update(sections="not a list"),
-        lambda d: d["result"]["sections"][0].update(text=3),
-        lambda d: d["result"]["sections"][0].update(path=[1]),
+        lambda d: d["result"]["sections"][0].__setitem__(_at("text"), 3),
+        lambda d: d["result"]["sections"][0].__setitem__(_at("path"), [1]),
+        lambda d: d["result"]["sections"][0].__setitem__(_at("lock_key"), 1),
+        lambda d: d["result"]["sections"][0].pop(),
+        lambda d: d["result"]["sections"].append({"path": ["A"]}),
         lambda d: d["result"].update(asked={"section": "2"}),
         lambda d: d["result"].update(scores={"clarity": "high"}),
     ],
@@ -155,24 +171,37 @@ def test_a_record_of_another_shape_is_refused(damage: Any) -> None:
         page_from_data(data)
 
 
-def test_a_file_that_is_not_a_json_page_is_a_miss(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_page_is_a_miss(tmp_path: Path) -> None:
     store = PageStore(tmp_path)
     store.put("k1", _full_page())
-    for content in (b"[1, 2]", b"{}", b"\xff\xfe", pickle.dumps(_full_page()), b"[" * 100_000):
-        (tmp_path / "pages" / "k1.json").write_bytes(content)
+    written = (tmp_path / "pages" / "k1.page").read_bytes()
+    header = written.partition(b"\n")[0]
+    for content in (
+        b"[1, 2]",
+        b"{}",
+        b"\xff\xfe",
+        pickle.dumps(_full_page()),
+        b"[" * 100_000,
+        header,  # no block at all: a truncated file
+        header + b"\n\xff",  # a block that is not UTF-8
+        b'{"result": 1}\n',
+        written[: len(written) // 2],
+    ):
+        (tmp_path / "pages" / "k1.page").write_bytes(content)
         assert store.get("k1") is None
 
 
-def test_pickled_pages_of_earlier_versions_go_with_the_leftovers(tmp_path: Path) -> None:
+def test_pages_of_earlier_formats_go_with_the_leftovers(tmp_path: Path) -> None:
     store = PageStore(tmp_path)
     store.put("k1", _full_page())
     (tmp_path / "pages" / "old.pickle").write_bytes(pickle.dumps(_full_page()))
+    (tmp_path / "pages" / "older.json").write_text(json.dumps(page_to_data(_full_page())))
     store.remove_leftovers()
-    assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == ["k1.json"]
+    assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == ["k1.page"]
 
 
 def test_sections_citing_the_same_files_round_trip_and_each_list_is_checked() -> None:
-    """Equal source lists are read once and shared; a different one is still checked."""
+    """Equal source lists are stored and read once and shared; each list is checked."""
     cited = (("src/a.py", "a" * 64), ("src/b.py", "b" * 64))
     other = (("src/c.py", "c" * 64),)
     sections = [
@@ -180,11 +209,51 @@ def test_sections_citing_the_same_files_round_trip_and_each_list_is_checked() ->
         for title, sources in (("One", cited), ("Two", cited), ("Three", other), ("Four", ()))
     ]
     page = StoredPage("T", (None, None), 4, PageResult("p.md", sections))
-    back = page_from_data(json.loads(json.dumps(page_to_data(page))))
+    data = page_to_data(page)
+    assert len(data["result"]["cited"]) == 2
+    back = page_from_data(json.loads(json.dumps(data)))
     assert back == page
     assert back.result.sections[0].sources is back.result.sections[1].sources
-    for index, bad in ((1, [["src/a.py"]]), (2, [["src/c.py", 3]]), (1, "src/a.py")):
+    for bad in ([["src/a.py"]], [["src/c.py", 3]], "src/a.py"):
         data = page_to_data(page)
-        data["result"]["sections"][index]["sources"] = bad
+        data["result"]["cited"][1] = bad
         with pytest.raises(DataError):
             page_from_data(data)
+    for index in (2, -1, True, "0"):
+        data = page_to_data(page)
+        data["result"]["sections"][0][_at("cited")] = index
+        with pytest.raises(DataError):
+            page_from_data(data)
+
+
+def test_texts_are_spans_of_the_block_where_they_stand_in_it() -> None:
+    block = "## One\n\nFirst text.\n\n## Two\n\nSecond, rewritten by the polish.\n"
+    sections = [
+        SectionResult(path=("One",), level=2, key="a", target=10, text="First text."),
+        SectionResult(path=("Two",), level=2, key="b", target=10, text="Second text."),
+        SectionResult(path=("Three",), level=2, key="c", target=10, text=""),
+        SectionResult(path=("Four",), level=2, key="d", target=10, error="HTTP 500"),
+    ]
+    page = StoredPage("T", (None, None), 4, PageResult("p.md", sections, block=block))
+    data = page_to_data(page)
+    records = data["result"]["sections"]
+    start = block.index("First text.")
+    assert records[0][_at("text")] == [start, start + len("First text.")]
+    assert records[1][_at("text")] == "Second text."
+    assert page_from_data(json.loads(json.dumps(data))) == page
+    for span in ([0, len(block) + 1], [5, 4], [-1, 3], [0], [True, 3], [0, 2.0], 7):
+        data = page_to_data(page)
+        data["result"]["sections"][0][_at("text")] = span
+        with pytest.raises(DataError):
+            page_from_data(data)
+
+
+def test_a_lock_key_is_stored_only_where_it_is_not_the_key() -> None:
+    sections = [
+        SectionResult(path=("A",), level=2, key="k", target=1, text="a", lock_key="k"),
+        SectionResult(path=("B",), level=2, key="k2", target=1, text="b", lock_key="other"),
+    ]
+    page = StoredPage("T", (None, None), 2, PageResult("p.md", sections, block="a b"))
+    records = page_to_data(page)["result"]["sections"]
+    assert records[0][_at("lock_key")] is None and records[1][_at("lock_key")] == "other"
+    assert page_from_data(page_to_data(page)) == page
