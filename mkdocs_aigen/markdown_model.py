@@ -23,6 +23,7 @@ module with the real renderer, on fixed cases and on generated documents.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -45,8 +46,12 @@ TAB_LENGTH = 4
 #: HTML has headings h1 to h6 only.
 DEEPEST_LEVEL = 6
 
+#: Each pattern below is compiled on first use, then kept: compiling all of them took about
+#: 1 ms of every build's start, and a cached rebuild of pages without fences needs none.
+_compiled = functools.cache(re.compile)
+
 # pymdownx.superfences' opening line: fence, optional language, then ``{attrs}`` or options.
-_OPEN_RE = re.compile(
+_OPEN = (
     r"(?P<fence>~{3,}|`{3,})"
     r"(?:[ \t]*\.?(?P<lang>[\w#.+-]+)(?=[\t ]|$))?"
     r"(?:[ \t]*\{(?P<attrs>[^\n]*)\}"
@@ -54,17 +59,17 @@ _OPEN_RE = re.compile(
     r"|(?P<unrecognized>(?:[ \t]*[^\s]+(?=[\t ]|$))+))?"
     r"[ \t]*"
 )
-_OPTION_KEY_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9_]*)(?:=(\"|').*?\2)?")
+_OPTION_KEY = r"([a-zA-Z][a-zA-Z0-9_]*)(?:=(\"|').*?\2)?"
 #: Options superfences accepts on a fence line; any other word makes the line plain text.
 _KNOWN_OPTIONS = frozenset({"hl_lines", "linenums", "title"})
 
 # Python-Markdown's HashHeaderProcessor, line by line; trailing hashes close the heading.
-_ATX_RE = re.compile(r"(?P<hashes>#{1,6})(?P<text>(?:\\.|[^\\])*?)#*")
-_SETEXT_RE = re.compile(r"[=-]+[ ]*")
-_HR_RE = re.compile(r"[ ]{0,3}(?:(?:-+[ ]{0,2}){3,}|(?:_+[ ]{0,2}){3,}|(?:\*+[ ]{0,2}){3,})[ ]*")
-_LIST_ITEM_RE = re.compile(r"[ ]{0,3}(?:[*+-]|\d+\.)[ ]+")
-_CHILD_RE = re.compile(r"[ ]{0,3}(?:\d+\.|[*+-])[ ]+(?P<rest>.*)")
-_NESTED_ITEM_RE = re.compile(r"[ ]{4,7}(?:\d+\.|[*+-])[ ]+")
+_ATX = r"(?P<hashes>#{1,6})(?P<text>(?:\\.|[^\\])*?)#*"
+_SETEXT = r"[=-]+[ ]*"
+_HR = r"[ ]{0,3}(?:(?:-+[ ]{0,2}){3,}|(?:_+[ ]{0,2}){3,}|(?:\*+[ ]{0,2}){3,})[ ]*"
+_LIST_ITEM = r"[ ]{0,3}(?:[*+-]|\d+\.)[ ]+"
+_CHILD = r"[ ]{0,3}(?:\d+\.|[*+-])[ ]+(?P<rest>.*)"
+_NESTED_ITEM = r"[ ]{4,7}(?:\d+\.|[*+-])[ ]+"
 
 
 class FenceBlock(NamedTuple):
@@ -105,12 +110,14 @@ def _indent_width(indent: str) -> int:
 def _opener(line: str) -> tuple[str, str, str] | None:
     """``(indent, fence, info)`` if superfences opens a fenced block on ``line``."""
     body = line.lstrip(" \t")
-    m = _OPEN_RE.fullmatch(body)
+    if not body.startswith(("```", "~~~")):
+        return None  # what the pattern checks first, without the pattern
+    m = _compiled(_OPEN).fullmatch(body)
     if m is None or m.group("unrecognized"):
         return None
     options = m.group("options")
     if options:
-        keys = [key for key, _ in _OPTION_KEY_RE.findall(options)]
+        keys = [key for key, _ in _compiled(_OPTION_KEY).findall(options)]
         if any(key not in _KNOWN_OPTIONS for key in keys):
             return None
     fence = m.group("fence")
@@ -299,7 +306,7 @@ class _Parser:
                 continue
             if (
                 len(block) >= 2
-                and _SETEXT_RE.fullmatch(block[1][1])
+                and _compiled(_SETEXT).fullmatch(block[1][1])
                 and block[1][0] not in self.code
             ):
                 index, line = block[0]
@@ -311,7 +318,11 @@ class _Parser:
                     pending.insert(0, block[2:])
                 continue
             rule = next(
-                (k for k, (i, s) in enumerate(block) if i not in self.code and _HR_RE.fullmatch(s)),
+                (
+                    k
+                    for k, (i, s) in enumerate(block)
+                    if i not in self.code and _compiled(_HR).fullmatch(s)
+                ),
                 None,
             )
             if rule is not None:
@@ -320,7 +331,7 @@ class _Parser:
                 if rule + 1 < len(block):
                     pending.insert(0, block[rule + 1 :])
                 continue
-            if block[0][0] not in self.code and _LIST_ITEM_RE.match(first):
+            if block[0][0] not in self.code and _compiled(_LIST_ITEM).match(first):
                 for item in _list_items(block):
                     nested = item[0][1].startswith(_INDENT)
                     rows_ = _dedent(item) if nested else item
@@ -345,10 +356,10 @@ def _list_items(block: list[_Row]) -> list[list[_Row]]:
     """``OListProcessor.get_items``: each item's rows, markers removed."""
     items: list[list[_Row]] = []
     for index, line in block:
-        m = _CHILD_RE.match(line)
+        m = _compiled(_CHILD).match(line)
         if m:
             items.append([(index, m.group("rest"))])
-        elif _NESTED_ITEM_RE.match(line) and not items[-1][0][1].startswith(_INDENT):
+        elif _compiled(_NESTED_ITEM).match(line) and not items[-1][0][1].startswith(_INDENT):
             items.append([(index, line)])
         else:
             items[-1].append((index, line))
@@ -360,7 +371,7 @@ def _first_atx(block: list[_Row], code: set[int], top: bool) -> tuple[int, Headi
     for k, (index, line) in enumerate(block):
         if index in code:
             continue
-        m = _ATX_RE.fullmatch(line)
+        m = _compiled(_ATX).fullmatch(line)
         if m:
             return k, Heading(index, 1, len(m.group("hashes")), m.group("text").strip(), top)
     return None
