@@ -8,8 +8,10 @@ reads finished pages back, never imports the generation machinery.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
+
+from mkdocs_aigen.records import Record
 
 if TYPE_CHECKING:
     from mkdocs_aigen.grounding import Grounding
@@ -33,7 +35,8 @@ CACHE_FORMAT = 1
 # 3.11 compiles each dataclass's generated methods from source when the module loads,
 # about 0.5 ms a class on the development machine against about 0.15 ms for a NamedTuple,
 # and a fully cached rebuild pays that on every build (callgrind, one build each: about
-# 37 M instructions fewer for the 13 classes in scenario d, 0.8 % of the build).
+# 37 M instructions fewer for the 13 classes in scenario d, 0.8 % of the build). The
+# mutable ones (the results below, ``Setup``) are :class:`~mkdocs_aigen.records.Record`s.
 class ReviewSettings(NamedTuple):
     """``review:`` as the pipeline needs it."""
 
@@ -103,42 +106,101 @@ class PageJob(NamedTuple):
     language: str | None = None
 
 
-@dataclass
-class SectionResult:
+class SectionResult(Record):
     """A section's final text (before the page-wide polish), or why it has none."""
 
+    __slots__ = (  # noqa: RUF023 (in __init__'s order: the repr shows them so)
+        "path",
+        "level",
+        "key",
+        "target",
+        "text",
+        "error",
+        "source",
+        "augmented",
+        "lock_key",
+        "lock_inputs",
+        "ratio",
+        "fallback",
+        "answer_key",
+        "created",
+        "edited",
+        "sources",
+        "cite",
+        "parts",
+    )
     path: tuple[str, ...]
     level: int
     key: str
     target: int
-    text: str | None = None
-    error: str | None = None
-    source: str = ""
-    augmented: bool = False
+    text: str | None
+    error: str | None
+    source: str
+    augmented: bool
     #: The hash the lock file knows this section by: the request without review feedback,
     #: so a regenerated section is still found by its stub.
-    lock_key: str = ""
+    lock_key: str
     #: What the lock finds it by when only the templates changed (:func:`inputs_key`).
-    lock_inputs: str = ""
+    lock_inputs: str
     #: Achieved / target words, for answers measured in this build (not locked ones).
-    ratio: float | None = None
+    ratio: float | None
     #: Some of its text was written by the fallback backend, not the configured model.
-    fallback: bool = False
+    fallback: bool
     #: The key its answer is kept under, when not ``key`` (the fallback's own request).
-    answer_key: str | None = None
+    answer_key: str | None
     #: When its newest answer was received (Unix time), if known.
-    created: float | None = None
+    created: float | None
     #: From the lock: ``True`` when a person edited the model's text there, ``False`` when
     #: it is the model's, ``None`` when that cannot be told (no cached answer to compare).
-    edited: bool | None = None
+    edited: bool | None
     #: ``(label, digest)`` of every source it was written from (the lock and report show
     #: them, and ``lock --check`` names the one that changed).
-    sources: tuple[tuple[str, str], ...] = ()
+    sources: tuple[tuple[str, str], ...]
     #: A "Sources:" line goes under it (rendered into the page's block, not stored).
-    cite: bool = False
+    cite: bool
     #: What it was asked from, part by part (:func:`mkdocs_aigen.history.section_parts`),
     #: for ``plan``'s reasons; not stored with the page.
-    parts: dict[str, Any] | None = None
+    parts: dict[str, Any] | None
+
+    def __init__(
+        self,
+        path: tuple[str, ...],
+        level: int,
+        key: str,
+        target: int,
+        text: str | None = None,
+        error: str | None = None,
+        source: str = "",
+        augmented: bool = False,
+        lock_key: str = "",
+        lock_inputs: str = "",
+        ratio: float | None = None,
+        fallback: bool = False,
+        answer_key: str | None = None,
+        created: float | None = None,
+        edited: bool | None = None,
+        sources: tuple[tuple[str, str], ...] = (),
+        cite: bool = False,
+        parts: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = path
+        self.level = level
+        self.key = key
+        self.target = target
+        self.text = text
+        self.error = error
+        self.source = source
+        self.augmented = augmented
+        self.lock_key = lock_key
+        self.lock_inputs = lock_inputs
+        self.ratio = ratio
+        self.fallback = fallback
+        self.answer_key = answer_key
+        self.created = created
+        self.edited = edited
+        self.sources = sources
+        self.cite = cite
+        self.parts = parts
 
     @property
     def title(self) -> str:
@@ -151,37 +213,94 @@ class SectionResult:
         return self.answer_key or self.key
 
 
-@dataclass
-class Expansion:
+class Expansion(Record):
     """Titles the model proposed for a ``sections: auto`` item."""
 
+    __slots__ = ("path", "key", "titles", "source", "inputs")  # noqa: RUF023 (as above)
     path: tuple[str, ...]
     key: str
     titles: tuple[str, ...]
     source: str
     #: What the lock finds it by when only the templates changed (:func:`inputs_key`).
-    inputs: str = ""
+    inputs: str
+
+    def __init__(
+        self,
+        path: tuple[str, ...],
+        key: str,
+        titles: tuple[str, ...],
+        source: str,
+        inputs: str = "",
+    ) -> None:
+        self.path = path
+        self.key = key
+        self.titles = titles
+        self.source = source
+        self.inputs = inputs
 
 
-@dataclass
-class PageResult:
+class PageResult(Record):
     """Everything generated for one page."""
 
+    __slots__ = (  # noqa: RUF023 (as above)
+        "src_path",
+        "sections",
+        "expansions",
+        "block",
+        "polish_key",
+        "polish_inputs",
+        "polished",
+        "scores",
+        "regenerated",
+        "warnings",
+        "asked",
+        "language",
+    )
     src_path: str
-    sections: list[SectionResult] = field(default_factory=list)
-    expansions: list[Expansion] = field(default_factory=list)
-    block: str = ""
-    polish_key: str | None = None
+    sections: list[SectionResult]
+    expansions: list[Expansion]
+    block: str
+    polish_key: str | None
     #: What the lock finds the polished page by when only the templates changed.
-    polish_inputs: str = ""
-    polished: str | None = None
-    scores: dict[str, float] | None = None
-    regenerated: bool = False
-    warnings: list[str] = field(default_factory=list)
+    polish_inputs: str
+    polished: str | None
+    scores: dict[str, float] | None
+    regenerated: bool
+    warnings: list[str]
     #: Requests the page asked for, by stage (whatever answered them).
-    asked: Counter[str] = field(default_factory=Counter)
+    asked: Counter[str]
     #: The language it is written in (``None``: English, the templates' own).
-    language: str | None = None
+    language: str | None
+
+    def __init__(
+        self,
+        src_path: str,
+        sections: list[SectionResult] | None = None,
+        expansions: list[Expansion] | None = None,
+        block: str = "",
+        polish_key: str | None = None,
+        polish_inputs: str = "",
+        polished: str | None = None,
+        scores: dict[str, float] | None = None,
+        regenerated: bool = False,
+        warnings: list[str] | None = None,
+        asked: Counter[str] | None = None,
+        language: str | None = None,
+    ) -> None:
+        self.src_path = src_path
+        # A fresh list or counter per result when none is given, as a dataclass field's
+        # default_factory makes.
+        self.sections = [] if sections is None else sections
+        self.expansions = [] if expansions is None else expansions
+        self.block = block
+        self.polish_key = polish_key
+        self.polish_inputs = polish_inputs
+        self.polished = polished
+        self.scores = scores
+        self.regenerated = regenerated
+        self.warnings = [] if warnings is None else warnings
+        self.asked = Counter() if asked is None else asked
+        self.language = language
 
     @property
     def failed(self) -> list[SectionResult]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from mkdocs_aigen.config import AigenConfig
 from mkdocs_aigen.jobs import Fallback, ReviewSettings, Settings
 from mkdocs_aigen.languages import normalise, theme_language
 from mkdocs_aigen.prompts import Prompts
+from mkdocs_aigen.records import Record
 
 if TYPE_CHECKING:
     from mkdocs_aigen.answers import AnswerSources
@@ -41,9 +41,35 @@ class SetupError(Exception):
         self.from_environment = from_environment
 
 
-@dataclass
-class Setup:
+class Setup(Record):
     """Everything a build needs that the options decide."""
+
+    __slots__ = (  # noqa: RUF023 (in __init__'s order: the repr shows them so)
+        "settings",
+        "prompts",
+        "concurrency",
+        "cache_dir",
+        "lock",
+        "lock_path",
+        "context_path",
+        "backend_name",
+        "backend_factory",
+        "offline_reason",
+        "offline_hint",
+        "rpm",
+        "tpm",
+        "max_parallel",
+        "engine_identity",
+        "fallback",
+        "site",
+        "max_retries",
+        "timeout",
+        "cap",
+        "root",
+        "sources_root",
+        "base_url",
+        "api_key_env",
+    )
 
     settings: Settings
     prompts: Prompts
@@ -59,28 +85,81 @@ class Setup:
     offline_reason: str | None
     #: Said once per build when sections are missing because nothing can generate them.
     offline_hint: str | None
-    rpm: int | None = None
-    tpm: int | None = None
-    max_parallel: int | None = None
-    engine_identity: tuple[Any, ...] = field(default=())
+    rpm: int | None
+    tpm: int | None
+    max_parallel: int | None
+    engine_identity: tuple[Any, ...]
     #: What the environment resolved instead of the configured provider (``provider:
     #: auto`` with no key, falling back to the embedded model); ``None``: the configured one.
-    fallback: Fallback | None = None
+    fallback: Fallback | None
     #: Names this site in the cache's records, so ``cache prune`` in one site never
     #: removes another's answers from a shared directory: the resolved ``mkdocs.yml``.
-    site: str = ""
+    site: str
     #: Retries per request and seconds per attempt (the command line's engines need them too).
-    max_retries: int = 5
-    timeout: float = 120.0
+    max_retries: int
+    timeout: float
     #: The spending cap (``budget:``, ``max_requests:``), if one is configured.
-    cap: Cap | None = None
+    cap: Cap | None
     #: The folder of ``mkdocs.yml``: sources are relative to it.
-    root: Path = field(default_factory=Path)
+    root: Path
     #: The folder no source is read outside of (``sources_root``).
-    sources_root: Path | None = None
+    sources_root: Path | None
     #: The OpenAI-compatible endpoint and the variable holding its key (``batch``).
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    base_url: str | None
+    api_key_env: str
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        prompts: Prompts,
+        concurrency: int,
+        cache_dir: Path | None,
+        lock: LockFile | None,
+        lock_path: Path | None,
+        context_path: Path | None,
+        backend_name: str,
+        backend_factory: Callable[[], Backend] | None,
+        offline_reason: str | None,
+        offline_hint: str | None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_parallel: int | None = None,
+        engine_identity: tuple[Any, ...] = (),
+        fallback: Fallback | None = None,
+        site: str = "",
+        max_retries: int = 5,
+        timeout: float = 120.0,
+        cap: Cap | None = None,
+        root: Path | None = None,
+        sources_root: Path | None = None,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+    ) -> None:
+        self.settings = settings
+        self.prompts = prompts
+        self.concurrency = concurrency
+        self.cache_dir = cache_dir
+        self.lock = lock
+        self.lock_path = lock_path
+        self.context_path = context_path
+        self.backend_name = backend_name
+        self.backend_factory = backend_factory
+        self.offline_reason = offline_reason
+        self.offline_hint = offline_hint
+        self.rpm = rpm
+        self.tpm = tpm
+        self.max_parallel = max_parallel
+        self.engine_identity = engine_identity
+        self.fallback = fallback
+        self.site = site
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.cap = cap
+        self.root = Path() if root is None else root
+        self.sources_root = sources_root
+        self.base_url = base_url
+        self.api_key_env = api_key_env
 
     def lazy_grounder(self, warn: Callable[[str], None]) -> Callable[[], Grounder]:
         """:meth:`grounder`, made on the first call and then the same one."""
