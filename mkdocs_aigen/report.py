@@ -6,14 +6,14 @@ import functools
 import json
 import os
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from mkdocs_aigen.jobs import PageResult, SectionResult
-from mkdocs_aigen.stats import BuildStats
+from mkdocs_aigen.jobs import PageResult
+from mkdocs_aigen.stats import Attempt, BuildStats, Hit
 
 if TYPE_CHECKING:
     from mkdocs_aigen.setup import Setup
@@ -79,129 +79,249 @@ def write_report(
     as JSON at ``path``, and the same as a self-contained HTML page beside it (its links
     lead to the pages built in ``site_dir``, by default the report's folder)."""
     context = context or ReportContext()
-    report = report_data(stats, results, context)
+    report, page_texts = _report(stats, results, context)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Compact JSON: a tool reads it (the HTML page beside it is for people), and indenting
     # it was the slowest part of a cached rebuild's report. Both files are written in parts
     # of about a page each, never as one string: on a large site each is a few hundred kB
     # that would be allocated fresh (and faulted in page by page), then copied again to be
     # encoded, on every build.
-    with open(path, "w", encoding="utf-8") as out:
-        out.writelines(json_parts(report))
+    # A buffer of several parts: with the default 8 kB one, nearly every part was a
+    # system call of its own, and the calls, not the bytes, were most of the writing.
+    with open(path, "w", encoding="utf-8", buffering=_BUFFER) as out:
+        out.writelines(json_parts(report, page_texts))
         out.write("\n")
     # Loaded here: writing HTML is the report's business only, never a page's.
     from mkdocs_aigen.report_html import report_parts
 
     html_path = path.with_suffix(".html")
     root = site_dir or path.parent
-    links = {src: _link(html_path.parent, root, url) for src, url in context.urls.items()}
-    with open(html_path, "w", encoding="utf-8") as out:
+    links = _links(html_path.parent, root, context.urls)
+    with open(html_path, "w", encoding="utf-8", buffering=_BUFFER) as out:
         out.writelines(report_parts(report, links))
 
 
-def json_parts(report: Mapping[str, Any]) -> Iterator[str]:
+#: Bytes each report file is written in (see :func:`write_report`).
+_BUFFER = 1 << 16
+
+
+def json_parts(
+    report: Mapping[str, Any], page_texts: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """``report`` as the compact JSON text ``json.dumps`` writes, in parts: one per page
-    under ``pages`` (where a site's size is), one per other top-level entry."""
+    under ``pages`` (where a site's size is), one per other top-level entry.
+
+    ``page_texts``: the JSON text of pages of ``report``, by source path, where
+    :func:`_report` made it already (it is not checked).
+    """
+    texts = page_texts or {}
     for index, (key, value) in enumerate(report.items()):
         yield ("{" if index == 0 else ",") + _json(key) + ":"
         if key == "pages" and isinstance(value, Mapping) and value:
             for number, (src, page) in enumerate(value.items()):
-                yield ("{" if number == 0 else ",") + _json(src) + ":" + _json(page)
+                text = texts.get(src)
+                yield ("{" if number == 0 else ",") + _json(src) + ":"
+                yield _json(page) if text is None else text
             yield "}"
         else:
             yield _json(value)
     yield "}" if report else "{}"
 
 
-def _json(value: Any) -> str:
-    # No cycle check: the report is plain data built right here, and the check costs a
-    # dictionary operation per list and mapping (there is one per section).
-    return json.dumps(value, separators=(",", ":"), check_circular=False)
+#: ``json.dumps(value, separators=(",", ":"))``: what ``json.dumps`` does, less making an
+#: encoder for each call (a few per page). No cycle check: the report is plain data built
+#: right here, and the check costs a dictionary operation per list and mapping (there is
+#: one per section).
+_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+#: A string's JSON text: what the encoder writes for one, in or out of a container.
+_string = encode_basestring_ascii
+
+
+def _scalar(value: Any) -> str:
+    """``_json(value)``, sooner for what a section's record holds: a string, ``None``,
+    ``True``, ``False`` or an ``int`` (the encoder is set up anew for each other call)."""
+    if type(value) is str:
+        return _string(value)
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return repr(value)  # int.__repr__, what the encoder writes for one
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return _json(value)
 
 
 def report_data(
     stats: BuildStats, results: Iterable[PageResult], context: ReportContext
 ) -> dict[str, Any]:
     """Everything the JSON report holds."""
-    pages = {}
+    return _report(stats, results, context)[0]
+
+
+#: Records of sources cited, with their JSON text, by the ``(label, digest)`` pairs.
+_Cited = dict[tuple[tuple[str, str], ...], tuple[list[dict[str, str]], str]]
+
+
+def _report(
+    stats: BuildStats, results: Iterable[PageResult], context: ReportContext
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """:func:`report_data`, and the JSON text of each of its pages by source path.
+
+    Each page's text is written in the same pass as its data: encoding the data afterwards
+    was most of the report's cost, a section's record at a time (a dozen fields, among
+    them the list of files it cites, which the sections of a page mostly share).
+    """
     # Sections of a page mostly cite the same files: one list of records per distinct
     # set, which the HTML page then renders once (a grounded site has thousands).
-    cited: dict[tuple[tuple[str, str], ...], list[dict[str, str]]] = {}
+    cited: _Cited = {}
+    answerers = (
+        _answerer(context.model, context.provider),
+        _answerer(context.fallback_model, context.fallback_provider),
+    )
+    pages = {}
+    texts = {}
     for result in results:
-        sources = Counter(s.source for s in result.sections)
-        measured = [s for s in result.sections if s.ratio is not None]
-        pages[result.src_path] = {
-            "url": context.urls.get(result.src_path),
-            "language": result.language or "en",
-            "sections": len(result.sections),
-            "failed": [" > ".join(s.path) for s in result.failed],
-            "augmented": [" > ".join(s.path) for s in result.sections if s.augmented],
-            "scores": result.scores,
-            "regenerated": result.regenerated,
-            "polished": result.polished is not None,
-            "warnings": list(result.warnings),
-            "words": sum(_words(s) or 0 for s in measured),
-            "target_words": sum(s.target for s in measured),
-            "cache_hits": sources["cache"],
-            "lock_hits": sources["lock"],
-            "generated": sources["network"],
-            "sources": list(
-                dict.fromkeys(label for s in result.sections for label, _ in s.sources)
-            ),
-            "section_details": [_section(s, context, cited) for s in result.sections],
-        }
+        pages[result.src_path], texts[result.src_path] = _page(result, context, answerers, cited)
     attempts = sorted(stats.attempts, key=lambda a: (a.start, a.slot))
-    return {
+    report = {
         **stats.as_dict(),
         "limits": {"concurrency": context.concurrency, "rpm": context.rpm, "tpm": context.tpm},
         "budget": dict(context.budget) if context.budget is not None else None,
         "pages": dict(sorted(pages.items())),
         "timeline": {
-            "requests": [{k: _rounded(v) for k, v in a._asdict().items()} for a in attempts],
-            "hits": [{k: _rounded(v) for k, v in h._asdict().items()} for h in stats.hits],
+            "requests": _records(attempts),
+            "hits": _records(stats.hits),
         },
     }
+    return report, texts
 
 
-def _section(
-    section: SectionResult,
+#: Who wrote a section: its model and provider, and their JSON text in its record
+#: (``"model":…,"provider":…``). A plain tuple: a class more would be made at every
+#: build's start.
+_Answerer = tuple[str, str, str]
+
+
+def _answerer(model: str, provider: str) -> _Answerer:
+    return model, provider, f'"model":{_json(model)},"provider":{_json(provider)}'
+
+
+def _page(
+    result: PageResult,
     context: ReportContext,
-    cited: dict[tuple[tuple[str, str], ...], list[dict[str, str]]],
-) -> dict[str, Any]:
-    fallback = section.fallback
-    origin = ORIGINS.get(section.source, section.source)
-    if section.source == "lock" and section.edited:
-        origin = "lock, edited by a person"
-    created = section.created
-    return {
-        "path": " > ".join(section.path),
-        "hash": section.answer_hash,
-        "origin": origin,
-        "date": None if created is None else _iso(created),
-        "edited": section.edited,
-        "model": context.fallback_model if fallback else context.model,
-        "provider": context.fallback_provider if fallback else context.provider,
-        "words": _words(section),
-        "target": section.target,
-        "augmented": section.augmented,
-        "error": section.error,
-        "sources": _cited(section.sources, cited),
+    answerers: tuple[_Answerer, _Answerer],
+    cited: _Cited,
+) -> tuple[dict[str, Any], str]:
+    """A page's entry in the report (its totals and a record per section) and its JSON
+    text, which is what ``_json`` writes for the entry.
+
+    One pass over the sections: a section's path and words go both into the page's totals
+    and into its own record, and the report is written on every build.
+    """
+    own, fallback = answerers
+    failed: list[str] = []
+    augmented: list[str] = []
+    words: list[int] = []
+    targets: list[int] = []
+    hits = {"cache": 0, "lock": 0, "network": 0}
+    labels: dict[str, None] = {}
+    details: list[dict[str, Any]] = []
+    details_text: list[str] = []
+    sources: tuple[tuple[str, str], ...] | None = None
+    records: list[dict[str, str]] = []
+    records_text = ""
+    for section in result.sections:
+        path = " > ".join(section.path)
+        if section.text is None:
+            failed.append(path)
+        if section.augmented:
+            augmented.append(path)
+        source = section.source
+        if source in hits:
+            hits[source] += 1
+        origin = ORIGINS.get(source, source)
+        if source == "lock" and section.edited:
+            origin = "lock, edited by a person"
+        ratio = section.ratio
+        target = section.target
+        # What ``max(1, target)`` gives, less a call.
+        section_words = None if ratio is None else round(ratio * (target if target > 1 else 1))
+        if section_words is not None:
+            words.append(section_words)
+            targets.append(target)
+        # Consecutive sections mostly cite the same files (often the very same tuple): no
+        # lookup for them, which would hash every pair again, and no label is new.
+        if sources is None or (section.sources is not sources and section.sources != sources):
+            sources = section.sources
+            records, records_text = _cited(sources, cited)
+            labels.update(dict.fromkeys(label for label, _ in sources))
+        created = section.created
+        date = None if created is None else _iso(created)
+        digest = section.answer_key or section.key
+        edited = section.edited
+        model, provider, answerer_text = fallback if section.fallback else own
+        details.append(
+            {
+                "path": path,
+                "hash": digest,
+                "origin": origin,
+                "date": date,
+                "edited": edited,
+                "model": model,
+                "provider": provider,
+                "words": section_words,
+                "target": target,
+                "augmented": section.augmented,
+                "error": section.error,
+                "sources": records,
+            }
+        )
+        # What ``_json`` writes for that record: the same keys in the same order, each
+        # value as the encoder writes it (tests hold the two to be the same).
+        details_text.append(
+            f'{{"path":{_string(path)},"hash":{_scalar(digest)},'
+            f'"origin":{_scalar(origin)},"date":{_scalar(date)},'
+            f'"edited":{_scalar(edited)},{answerer_text},'
+            f'"words":{_scalar(section_words)},"target":{_scalar(target)},'
+            f'"augmented":{_scalar(section.augmented)},"error":{_scalar(section.error)},'
+            f'"sources":{records_text}}}'
+        )
+    page = {
+        "url": context.urls.get(result.src_path),
+        "language": result.language or "en",
+        "sections": len(result.sections),
+        "failed": failed,
+        "augmented": augmented,
+        "scores": result.scores,
+        "regenerated": result.regenerated,
+        "polished": result.polished is not None,
+        "warnings": list(result.warnings),
+        # sum(), as before: in the same order, so even float targets add up the same.
+        "words": sum(words),
+        "target_words": sum(targets),
+        "cache_hits": hits["cache"],
+        "lock_hits": hits["lock"],
+        "generated": hits["network"],
+        "sources": list(labels),
     }
+    # The sections last: the text of the rest, its closing brace replaced by theirs.
+    text = f'{_json(page)[:-1]},"section_details":[{",".join(details_text)}]}}'
+    page["section_details"] = details
+    return page, text
 
 
-def _cited(
-    sources: tuple[tuple[str, str], ...],
-    cited: dict[tuple[tuple[str, str], ...], list[dict[str, str]]],
-) -> list[dict[str, str]]:
-    """The JSON records of ``sources``, the same list for every section that cites them."""
-    records = cited.get(sources)
-    if records is None:
-        records = cited[sources] = [{"label": label, "sha256": digest} for label, digest in sources]
-    return records
-
-
-def _words(section: SectionResult) -> int | None:
-    return None if section.ratio is None else round(section.ratio * max(1, section.target))
+def _cited(sources: tuple[tuple[str, str], ...], cited: _Cited) -> tuple[list[dict[str, str]], str]:
+    """The JSON records of ``sources`` (the same list for every section that cites them)
+    and their text."""
+    found = cited.get(sources)
+    if found is None:
+        records = [{"label": label, "sha256": digest} for label, digest in sources]
+        found = cited[sources] = (records, _json(records))
+    return found
 
 
 def _iso(timestamp: float) -> str:
@@ -215,14 +335,44 @@ def _iso_second(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(second))
 
 
-def _rounded(value: Any) -> Any:
-    return round(value, 4) if isinstance(value, float) else value
+def _records(rows: Iterable[Attempt | Hit]) -> list[dict[str, Any]]:
+    """Each row's fields by name, floats to 4 places: ``_asdict()``, less a call a row (a
+    cached rebuild has a hit per section)."""
+    return [
+        {
+            k: round(v, 4) if isinstance(v, float) else v
+            for k, v in zip(row._fields, row, strict=True)
+        }
+        for row in rows
+    ]
+
+
+def _links(html_dir: Path, site_dir: Path, urls: Mapping[str, str]) -> dict[str, str]:
+    """:func:`_link` of each page's URL, by the page's source path."""
+    if html_dir != site_dir or os.sep != "/":
+        return {src: _link(html_dir, site_dir, url) for src, url in urls.items()}
+    # The report beside the site's pages (by default): a file path of plain names (no
+    # empty, ``.`` or ``..`` one) is its own link, as ``_link`` finds it at several
+    # microseconds a page: normalising changes nothing in it, and the path from the
+    # site's folder to the site's folder is empty.
+    links = {}
+    for src, url in urls.items():
+        file = _file(url)
+        plain = _NOT_PLAIN.isdisjoint(file.split("/"))
+        links[src] = file if plain else _link(html_dir, site_dir, url)
+    return links
+
+
+_NOT_PLAIN = frozenset(("", ".", ".."))
 
 
 def _link(html_dir: Path, site_dir: Path, url: str) -> str:
     """``url`` (relative to the site) as seen from the report page; a directory URL gets
     its ``index.html``, so the link works from ``file://`` too."""
-    if url == "" or url.endswith("/"):
-        url += "index.html"
-    target = os.path.normpath(os.path.join(site_dir, url))
+    target = os.path.normpath(os.path.join(site_dir, _file(url)))
     return os.path.relpath(target, html_dir).replace(os.sep, "/")
+
+
+def _file(url: str) -> str:
+    """The file a page's ``url`` leads to."""
+    return url + "index.html" if url == "" or url.endswith("/") else url
