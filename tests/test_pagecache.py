@@ -257,3 +257,32 @@ def test_a_lock_key_is_stored_only_where_it_is_not_the_key() -> None:
     records = page_to_data(page)["result"]["sections"]
     assert records[0][_at("lock_key")] is None and records[1][_at("lock_key")] == "other"
     assert page_from_data(page_to_data(page)) == page
+
+
+#: Values of each JSON type, and the fields of a stored section that may hold each.
+_VALID_FOR = {
+    "a mapping": ({}, ()),
+    "a float": (1.5, ("ratio", "created")),
+    "a string": (
+        "text",
+        ("key", "text", "error", "source", "lock_key", "lock_inputs", "answer_key"),
+    ),
+    "a bool": (True, ("augmented", "fallback", "edited")),
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "wrong"),
+    [
+        (field, value)
+        for value, valid in _VALID_FOR.values()
+        for field in SECTION_RECORD
+        if field not in valid
+    ],
+)
+def test_every_field_of_a_stored_section_is_checked(field: str, wrong: Any) -> None:
+    """A value of a type the field never holds is refused, naming the field."""
+    data = page_to_data(_full_page())
+    data["result"]["sections"][0][_at(field)] = wrong
+    with pytest.raises(DataError, match=field):
+        page_from_data(data)
