@@ -16,12 +16,12 @@ renders no prompt, hashes no request and cleans no answer, and does not even ope
 answers' database: one ``pages/<key>.page`` per page instead.
 
 Pages are one line of JSON followed by the page's block as it stands and as the page
-shows it (with its sections marked), never pickles:
-cache directories are restored from shared stores in CI, and reading a planted file must
-not run code. A file that is not a page is a miss. The block is outside the JSON because
-every cached rebuild reads every page, and decoding kilobytes of Markdown through JSON's
-escapes (a ``\n`` a line) costs more than the rest of the page; the sections' texts are
-spans of it (see :func:`mkdocs_aigen.jobs.page_result_to_data`).
+shows it (with its sections marked), never pickles: cache directories are restored from
+shared stores in CI, and reading a planted file must not run code. A file that is not a
+page is a miss. The blocks are outside the JSON because every cached rebuild reads every
+page, and decoding kilobytes of Markdown through JSON's escapes (a ``\n`` a line) costs
+more than the rest of the page; the sections' texts are spans of the block (see
+:func:`mkdocs_aigen.jobs.page_result_to_data`).
 
 The answers stay in the cache under their own keys, so ``plan``, ``lock`` and a page
 whose text changed still find them one by one.
@@ -182,8 +182,8 @@ def site_identity(settings: Settings, templates: str, fallback: object = None) -
     """The hash of everything site-wide that decides a page's requests, computed once a
     build; ``templates`` fingerprints the prompt templates in use, ``fallback`` is the
     backend the environment fell back to (``None`` for the configured one)."""
-    # Settings and Fallback are frozen dataclasses of strings, numbers and tuples: their
-    # reprs are stable.
+    # Settings and Fallback are NamedTuples of strings, numbers and tuples: their reprs
+    # are stable.
     return _digest(PAGE_FORMAT, CACHE_FORMAT, __version__, templates, settings, fallback)
 
 

@@ -96,7 +96,7 @@ def write_report(
 
     html_path = path.with_suffix(".html")
     root = site_dir or path.parent
-    links = _links(html_path.parent, root, context.urls)
+    links = {src: _link(html_path.parent, root, url) for src, url in context.urls.items()}
     with open(html_path, "w", encoding="utf-8", buffering=_BUFFER) as out:
         out.writelines(report_parts(report, links))
 
@@ -347,32 +347,10 @@ def _records(rows: Iterable[Attempt | Hit]) -> list[dict[str, Any]]:
     ]
 
 
-def _links(html_dir: Path, site_dir: Path, urls: Mapping[str, str]) -> dict[str, str]:
-    """:func:`_link` of each page's URL, by the page's source path."""
-    if html_dir != site_dir or os.sep != "/":
-        return {src: _link(html_dir, site_dir, url) for src, url in urls.items()}
-    # The report beside the site's pages (by default): a file path of plain names (no
-    # empty, ``.`` or ``..`` one) is its own link, as ``_link`` finds it at several
-    # microseconds a page: normalising changes nothing in it, and the path from the
-    # site's folder to the site's folder is empty.
-    links = {}
-    for src, url in urls.items():
-        file = _file(url)
-        plain = _NOT_PLAIN.isdisjoint(file.split("/"))
-        links[src] = file if plain else _link(html_dir, site_dir, url)
-    return links
-
-
-_NOT_PLAIN = frozenset(("", ".", ".."))
-
-
 def _link(html_dir: Path, site_dir: Path, url: str) -> str:
     """``url`` (relative to the site) as seen from the report page; a directory URL gets
     its ``index.html``, so the link works from ``file://`` too."""
-    target = os.path.normpath(os.path.join(site_dir, _file(url)))
+    if url == "" or url.endswith("/"):
+        url += "index.html"
+    target = os.path.normpath(os.path.join(site_dir, url))
     return os.path.relpath(target, html_dir).replace(os.sep, "/")
-
-
-def _file(url: str) -> str:
-    """The file a page's ``url`` leads to."""
-    return url + "index.html" if url == "" or url.endswith("/") else url

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -21,7 +20,6 @@ from mkdocs_aigen.report import (
     ReportContext,
     _iso,
     _link,
-    _links,
     _report,
     _scalar,
     json_parts,
@@ -263,27 +261,6 @@ def test_both_files_are_the_plain_formulations_text(
     assert written == (_dumps(plain) + "\n").encode()
     links = {src: _link(root, root, url) for src, url in context.urls.items()}
     assert page == render_report(plain, links).encode()
-
-
-_URL = st.text(st.sampled_from("ab./\\:"), max_size=10)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    urls=st.dictionaries(st.text(max_size=4), _URL, max_size=4),
-    site_dir=st.sampled_from(["site", "/tmp/site", "/tmp/x/../site", ".", "/", "a//b"]),
-    reports=st.sampled_from(["", "reports", "..", "."]),
-)
-def test_links_are_what_relpath_gives(urls: dict[str, str], site_dir: str, reports: str) -> None:
-    root = Path(site_dir)
-    for html_dir in (root, root / reports):
-        expected = {src: _link(html_dir, root, url) for src, url in urls.items()}
-        assert _links(html_dir, root, urls) == expected
-        # ...and what it always was.
-        for src, url in urls.items():
-            file = url + "index.html" if url == "" or url.endswith("/") else url
-            target = os.path.normpath(os.path.join(root, file))
-            assert expected[src] == os.path.relpath(target, html_dir).replace(os.sep, "/")
 
 
 _SCALAR = (
